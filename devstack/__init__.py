@@ -1,0 +1,1 @@
+"""The docker-free local stack: the template's resources on moto, its handlers in-process."""

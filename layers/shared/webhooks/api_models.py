@@ -1,0 +1,181 @@
+"""What the management API accepts and answers; also the source of its OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from webhooks.encoding import Format
+from webhooks.events import EventType
+from webhooks.hooks import Hook, HookStatus
+from webhooks.verification import locations
+
+MAX_URL_LENGTH = 2048
+MAX_EVENTS_PER_REQUEST = 500
+
+Url = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_URL_LENGTH)]
+# Database and collection ids of the platform: numbers or short names; stored as text.
+Ref = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | Annotated[int, Field(ge=0)]
+Description = Annotated[str, StringConstraints(max_length=1000)]
+RateLimit = Annotated[int, Field(ge=1, le=10_000, description="Deliveries per second the receiver accepts")]
+EventList = Annotated[list[EventType], Field(min_length=1, max_length=len(EventType))]
+
+
+def _unique(events: list[EventType] | None) -> list[EventType] | None:
+    if events is not None and len(set(events)) != len(events):
+        raise ValueError("event types must not repeat")
+    return events
+
+
+class HookCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: Url
+    events: EventList
+    database: Ref | None = None
+    collection: Ref | None = None
+    format: Format = Format.FORM
+    description: Description | None = None
+    rate_limit: RateLimit | None = None
+
+    _events_unique = field_validator("events")(_unique)
+
+
+class HookUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: Url | None = None
+    events: EventList | None = None
+    database: Ref | None = None
+    collection: Ref | None = None
+    format: Format | None = None
+    description: Description | None = None
+    rate_limit: RateLimit | None = None
+    status: Literal["active", "disabled"] | None = Field(
+        default=None,
+        description="`disabled` pauses deliveries; `active` resumes them (re-validating if needed)",
+    )
+
+    _events_unique = field_validator("events")(_unique)
+
+
+class VerificationView(BaseModel):
+    file_name: str
+    contents: str
+    urls: list[str] = Field(description="Put the file at one of these")
+
+
+class HookView(BaseModel):
+    id: str
+    url: str
+    events: list[EventType]
+    database: str | None
+    collection: str | None
+    format: Format
+    description: str | None
+    status: HookStatus
+    disabled_reason: str | None
+    rate_limit: int | None
+    verification: VerificationView
+    created_at: int
+    updated_at: int
+
+    @classmethod
+    def of(cls, hook: Hook) -> HookView:
+        return cls(
+            **hook.model_dump(include=set(cls.model_fields) - {"verification"}),
+            verification=VerificationView(
+                file_name=hook.verification_file,
+                contents=hook.verification_contents,
+                urls=locations(hook.url, hook.verification_file),
+            ),
+        )
+
+
+class HookCreated(HookView):
+    secret: str = Field(description="Signing secret (Standard Webhooks `whsec_…`); shown only now")
+
+    @classmethod
+    def of_secret(cls, hook: Hook) -> HookCreated:
+        return cls(**HookView.of(hook).model_dump(), secret=hook.secret)
+
+
+class HookList(BaseModel):
+    hooks: list[HookView]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; absent on the last")
+
+
+class SecretView(BaseModel):
+    secret: str
+    previous_secret_expires_at: int | None = Field(
+        default=None, description="Until then the previous secret signs too (both signatures are sent)"
+    )
+
+
+class EventsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=MAX_EVENTS_PER_REQUEST)]
+
+
+class EventsAccepted(BaseModel):
+    accepted: int
+    event_ids: list[str]
+
+
+class TestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    data: dict[str, Any] = Field(description="Posted as is, in the hook's format, signed like any delivery")
+
+
+class TestResult(BaseModel):
+    delivery_id: str
+    status: int | None
+    duration_ms: int
+    body: str | None = Field(description="The receiver's answer, truncated")
+    error: str | None
+
+
+class AttemptView(BaseModel):
+    delivery_id: str
+    event_id: str | None
+    type: str | None
+    attempt: int
+    at: float
+    outcome: str
+    status: int | None
+    duration_ms: int | None
+    error: str | None
+
+
+class AttemptList(BaseModel):
+    attempts: list[AttemptView]
+    next_cursor: str | None
+
+
+class ReplayIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    since: Annotated[int, Field(ge=0)] | None = Field(default=None, description="Unix seconds, inclusive")
+    until: Annotated[int, Field(ge=0)] | None = Field(default=None, description="Unix seconds, exclusive")
+
+
+class ReplayResult(BaseModel):
+    replayed: int
+
+
+class FieldError(BaseModel):
+    field: str
+    reason: str
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    fields: list[FieldError] = []
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

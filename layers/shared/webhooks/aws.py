@@ -1,0 +1,41 @@
+"""boto3 clients and resources, created once per process and shared by every module.
+
+Creating a client costs milliseconds and memory; a warm Lambda reuses these across invocations.
+Tests reset them with `reset()` after moto starts, so the clients talk to the mock.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+# Short timeouts and adaptive retries: a throttled AWS call is retried, a hung one does not eat the
+# function's whole timeout.
+_CONFIG = Config(
+    connect_timeout=3,
+    read_timeout=10,
+    retries={"max_attempts": 5, "mode": "adaptive"},
+    max_pool_connections=64,
+)
+
+
+@cache
+def client(service: str) -> Any:
+    return boto3.client(service, config=_CONFIG)  # type: ignore[call-overload]
+
+
+@cache
+def dynamodb() -> Any:
+    return boto3.resource("dynamodb", config=_CONFIG)
+
+
+def table(name: str) -> Any:
+    return dynamodb().Table(name)
+
+
+def reset() -> None:
+    client.cache_clear()
+    dynamodb.cache_clear()

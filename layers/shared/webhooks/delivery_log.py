@@ -1,0 +1,153 @@
+"""The delivery log: every attempt, and every delivery that failed for good (kept for replay).
+
+One table, partitioned by hook (`hook` = "account#hook_id"), so a customer's log is one query:
+  sk `a#<ms>#<delivery>#<attempt>`  an attempt (status, duration, error)
+  sk `f#<ms>#<delivery>`            a failed delivery with its message, compressed, for replay
+Both expire through the table's TTL after the configured number of days.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
+
+from webhooks import aws
+from webhooks.delivery_message import DeliveryMessage
+from webhooks.errors import InvalidInput
+
+
+def partition(account: str, hook_id: str) -> str:
+    return f"{account}#{hook_id}"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    account: str
+    hook_id: str
+    delivery_id: str
+    event_id: str
+    type: str
+    attempt: int
+    at: float
+    outcome: str  # succeeded | retrying | failed | throttled
+    status: int | None = None
+    duration_ms: int | None = None
+    error: str | None = None
+
+
+class DeliveryLog:
+    def __init__(self, table_name: str, keep_days: int) -> None:
+        self.table_name = table_name
+        self.keep_seconds = keep_days * 86_400
+
+    @property
+    def table(self) -> Any:
+        # Resolved per use (cheap), so a store built at import time follows aws.reset() in tests.
+        return aws.table(self.table_name)
+
+    def _expires(self, at: float) -> int:
+        return int(at) + self.keep_seconds
+
+    def write_attempts(self, attempts: Sequence[Attempt]) -> None:
+        """One BatchWriteItem per 25 attempts (boto3's batch writer also re-sends unprocessed items)."""
+        if not attempts:
+            return
+        with self.table.batch_writer() as batch:
+            for a in attempts:
+                item: dict[str, Any] = {
+                    "hook": partition(a.account, a.hook_id),
+                    "sk": f"a#{int(a.at * 1000):013d}#{a.delivery_id}#{a.attempt:03d}",
+                    "delivery_id": a.delivery_id,
+                    "event_id": a.event_id,
+                    "type": a.type,
+                    "attempt": a.attempt,
+                    "at": str(round(a.at, 3)),
+                    "outcome": a.outcome,
+                    "expires_at": self._expires(a.at),
+                }
+                for name in ("status", "duration_ms", "error"):
+                    value = getattr(a, name)
+                    if value is not None:
+                        item[name] = value
+                batch.put_item(Item=item)
+
+    def write_failed(self, failures: Sequence[tuple[DeliveryMessage, str]]) -> None:
+        if not failures:
+            return
+        now = time.time()
+        with self.table.batch_writer() as batch:
+            for message, reason in failures:
+                batch.put_item(
+                    Item={
+                        "hook": partition(message.account, message.hook_id),
+                        "sk": f"f#{int(now * 1000):013d}#{message.delivery_id}",
+                        "delivery_id": message.delivery_id,
+                        "failed_at": int(now),
+                        "reason": reason[:1000],
+                        "message": zlib.compress(message.to_body().encode()),
+                        "expires_at": self._expires(now),
+                    }
+                )
+
+    def attempts(
+        self, account: str, hook_id: str, *, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        query: dict[str, Any] = {
+            "KeyConditionExpression": Key("hook").eq(partition(account, hook_id))
+            & Key("sk").begins_with("a#"),
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if cursor:
+            query["ExclusiveStartKey"] = {"hook": partition(account, hook_id), "sk": _decode(cursor)}
+        response = self.table.query(**query)
+        last = response.get("LastEvaluatedKey")
+        return response.get("Items", []), (_encode(last["sk"]) if last else None)
+
+    def failed(
+        self, account: str, hook_id: str, since: int | None, until: int | None
+    ) -> list[dict[str, Any]]:
+        low = f"f#{(since or 0) * 1000:013d}"
+        high = f"f#{(until * 1000 if until is not None else 10**13 - 1):013d}"
+        query: dict[str, Any] = {
+            "KeyConditionExpression": Key("hook").eq(partition(account, hook_id))
+            & Key("sk").between(low, high)
+        }
+        items: list[dict[str, Any]] = []
+        while True:
+            response = self.table.query(**query)
+            items.extend(response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return items
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def forget_failed(self, items: Sequence[dict[str, Any]]) -> None:
+        with self.table.batch_writer() as batch:
+            for item in items:
+                batch.delete_item(Key={"hook": item["hook"], "sk": item["sk"]})
+
+
+def restore(item: dict[str, Any]) -> DeliveryMessage:
+    raw = item["message"]
+    data = raw.value if hasattr(raw, "value") else raw
+    return DeliveryMessage.model_validate_json(zlib.decompress(bytes(data)))
+
+
+def _encode(sk: str) -> str:
+    return base64.urlsafe_b64encode(sk.encode()).decode()
+
+
+def _decode(cursor: str) -> str:
+    try:
+        sk = base64.urlsafe_b64decode(cursor.encode()).decode()
+    except ValueError:
+        raise InvalidInput("not a cursor this API returned", field="cursor") from None
+    if not sk.startswith("a#"):
+        raise InvalidInput("not a cursor this API returned", field="cursor")
+    return sk

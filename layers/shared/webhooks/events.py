@@ -1,0 +1,253 @@
+"""Platform events: the types a hook subscribes to and exactly the fields POSTed for each.
+
+A producer sends `{"type": ..., <fields>, "database"?, "collection"?}`. Each type has one model
+that forbids unknown fields, fills `timestamp`/`time` from each other (or from the clock), and
+knows which of its fields are posted, in the original product's order. `database` and
+`collection` on mail events only route the event to hooks filtered on them; on profile events
+they are part of the payload as well.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, TypeAdapter, model_validator
+
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+class EventType(StrEnum):
+    CLICK = "click"
+    OPEN = "open"
+    BOUNCE = "bounce"
+    FAILURE = "failure"
+    DELIVERY = "delivery"
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    UNSUBSCRIBE = "unsubscribe"
+    ABUSE = "abuse"
+
+
+Text = Annotated[str, Field(max_length=2048)]
+LongText = Annotated[str, Field(max_length=65_536)]
+# Whole MIME messages; the event as a whole is also capped (see ingest.MAX_EVENT_BYTES).
+Mime = Annotated[str, Field(max_length=262_144)]
+Ref = Annotated[StrictInt | Annotated[str, Field(min_length=1, max_length=64)], Field()]
+Tags = Annotated[list[Annotated[str, Field(max_length=256)]], Field(max_length=100)]
+Timestamp = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")]
+Scalar = StrictInt | float | bool | str | None
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Fields posted to receivers, in order; subclasses may add conditional ones in posted_fields().
+    POSTED: ClassVar[tuple[str, ...]]
+
+    timestamp: Timestamp | None = None
+    time: Annotated[StrictInt, Field(ge=0, le=32_503_680_000)] | None = None
+
+    @model_validator(mode="after")
+    def _fill_times(self) -> _Event:
+        if self.time is None and self.timestamp is None:
+            moment = datetime.now(UTC).replace(microsecond=0)
+        elif self.time is not None:
+            moment = datetime.fromtimestamp(self.time, UTC)
+            if self.timestamp is not None and self.timestamp != moment.strftime(TIMESTAMP_FORMAT):
+                raise ValueError("timestamp and time disagree; send one of them or both for the same moment")
+        else:
+            assert self.timestamp is not None
+            try:
+                moment = datetime.strptime(self.timestamp, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+            except ValueError as exc:
+                raise ValueError(f"timestamp is not a valid date and time: {exc}") from None
+        object.__setattr__(self, "timestamp", moment.strftime(TIMESTAMP_FORMAT))
+        object.__setattr__(self, "time", int(moment.timestamp()))
+        return self
+
+    def posted_fields(self) -> tuple[str, ...]:
+        return self.POSTED
+
+    def payload(self) -> dict[str, Any]:
+        """The event exactly as receivers get it."""
+        values = self.model_dump()
+        return {name: values[name] for name in self.posted_fields() if values.get(name) is not None}
+
+    @property
+    def routing(self) -> tuple[str | None, str | None]:
+        """(database, collection) used to match hooks filtered on them."""
+        database = getattr(self, "database", None)
+        collection = getattr(self, "collection", None)
+        return (
+            None if database is None else str(database),
+            None if collection is None else str(collection),
+        )
+
+
+class _MailEvent(_Event):
+    id: Annotated[str, Field(min_length=1, max_length=255)]
+    recipient: Annotated[str, Field(min_length=3, max_length=320)]
+    tags: Tags = []
+    # Routing only: not posted for mail events.
+    database: Ref | None = None
+    collection: Ref | None = None
+
+
+class ClickEvent(_MailEvent):
+    POSTED = (
+        "id",
+        "type",
+        "timestamp",
+        "time",
+        "recipient",
+        "ip",
+        "original",
+        "useragent",
+        "referer",
+        "tags",
+    )
+    type: Literal["click"]
+    original: Annotated[str, Field(min_length=1, max_length=8192)]
+    ip: Annotated[str, Field(max_length=45)] = ""
+    useragent: Text = ""
+    referer: Text = ""
+
+
+class OpenEvent(_MailEvent):
+    POSTED = ("id", "type", "timestamp", "time", "recipient", "ip", "useragent", "referer", "tags")
+    type: Literal["open"]
+    ip: Annotated[str, Field(max_length=45)] = ""
+    useragent: Text = ""
+    referer: Text = ""
+
+
+class BounceEvent(_MailEvent):
+    POSTED = ("id", "type", "timestamp", "time", "recipient", "envelope", "mime", "tags")
+    type: Literal["bounce"]
+    envelope: Text
+    mime: Mime
+
+
+class FailureEvent(_MailEvent):
+    POSTED = (
+        "id", "type", "timestamp", "time", "recipient", "action", "state",
+        "code", "extended", "description", "tags",
+    )  # fmt: skip
+    type: Literal["failure"]
+    action: Literal["failure", "failed"]
+    state: Annotated[str, Field(min_length=1, max_length=64)]
+    code: StrictInt | None = None
+    extended: Annotated[str, Field(max_length=32)] | None = None
+    description: LongText | None = None
+
+
+class DeliveryEvent(_MailEvent):
+    POSTED = ("id", "type", "timestamp", "time", "recipient", "code", "extended", "description", "tags")
+    type: Literal["delivery"]
+    code: StrictInt
+    extended: Annotated[str, Field(max_length=32)] = ""
+    description: LongText = ""
+
+
+class _ProfileEvent(_Event):
+    profile: Ref
+    database: Ref
+    subprofile: Ref | None = None
+    collection: Ref | None = None
+    fields: Annotated[dict[Annotated[str, Field(max_length=255)], Scalar], Field(max_length=1000)] = {}
+
+    @model_validator(mode="after")
+    def _subprofile_has_collection(self) -> _ProfileEvent:
+        if (self.subprofile is None) != (self.collection is None):
+            raise ValueError("subprofile and collection go together: a subprofile event has both")
+        return self
+
+    @property
+    def is_subprofile(self) -> bool:
+        return self.subprofile is not None
+
+
+class _ProfileChangeEvent(_ProfileEvent):
+    parameters: Annotated[dict[Annotated[str, Field(max_length=255)], Any], Field(max_length=1000)] = {}
+    created: Timestamp
+    modified: Timestamp
+    interests: Annotated[list[Annotated[str, Field(max_length=255)]], Field(max_length=1000)] | None = None
+
+    @model_validator(mode="after")
+    def _no_interests_on_subprofiles(self) -> _ProfileChangeEvent:
+        if self.is_subprofile and self.interests is not None:
+            raise ValueError("subprofile events have no interests")
+        return self
+
+    def posted_fields(self) -> tuple[str, ...]:
+        common = ("type", "parameters", "timestamp", "time", "profile")
+        if self.is_subprofile:
+            return (*common, "subprofile", "database", "collection", "created", "modified", "fields")
+        return (*common, "database", "created", "modified", "fields", "interests")
+
+    def payload(self) -> dict[str, Any]:
+        payload = super().payload()
+        if not self.is_subprofile:
+            payload.setdefault("interests", [])
+        return payload
+
+
+class CreateEvent(_ProfileChangeEvent):
+    type: Literal["create"]
+
+
+class UpdateEvent(_ProfileChangeEvent):
+    type: Literal["update"]
+
+
+class DeleteEvent(_ProfileEvent):
+    type: Literal["delete"]
+
+    def posted_fields(self) -> tuple[str, ...]:
+        if self.is_subprofile:
+            return ("type", "timestamp", "time", "profile", "subprofile", "database", "collection", "fields")
+        return ("type", "timestamp", "time", "profile", "database", "fields")
+
+
+class UnsubscribeEvent(_Event):
+    POSTED = ("id", "type", "timestamp", "time", "database", "profile", "mailing")
+    type: Literal["unsubscribe"]
+    id: Annotated[str, Field(min_length=1, max_length=255)]
+    database: Ref
+    profile: Ref
+    mailing: Ref
+
+
+class AbuseEvent(_Event):
+    POSTED = ("id", "type", "emailfrom", "mime")
+    type: Literal["abuse"]
+    id: Annotated[str, Field(min_length=1, max_length=255)]
+    emailfrom: Annotated[str, Field(min_length=3, max_length=320)]
+    mime: Mime
+    database: Ref | None = None
+    collection: Ref | None = None
+
+
+PlatformEvent = Annotated[
+    ClickEvent
+    | OpenEvent
+    | BounceEvent
+    | FailureEvent
+    | DeliveryEvent
+    | CreateEvent
+    | UpdateEvent
+    | DeleteEvent
+    | UnsubscribeEvent
+    | AbuseEvent,
+    Field(discriminator="type"),
+]
+
+platform_event = TypeAdapter[PlatformEvent](PlatformEvent)
+
+
+def parse_event(data: Any) -> PlatformEvent:
+    """Validates one producer event; raises pydantic.ValidationError naming the field."""
+    return platform_event.validate_python(data)

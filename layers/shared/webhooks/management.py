@@ -1,0 +1,79 @@
+"""What the management API does beyond registering hooks: ingest, test tool, delivery log, replay."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from webhooks import delivery, ids, ingest, queues
+from webhooks.api_models import AttemptList, AttemptView, ReplayResult, SecretView, TestResult
+from webhooks.delivery_log import DeliveryLog, restore
+from webhooks.errors import Conflict, InvalidInput
+from webhooks.hooks import HookStatus
+from webhooks.registration import Registry
+from webhooks.settings import Settings
+
+logger = Logger(child=True)
+
+TEST_BODY_CHARS = 4096
+
+
+class Management:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.registry = Registry(settings)
+        self.log = DeliveryLog(settings.deliveries_table, settings.delivery_log_days)
+
+    def ingest(self, account: str, raw_events: list[dict[str, Any]]) -> list[str]:
+        events = ingest.validate_events(raw_events)
+        return ingest.enqueue(account, events, self.settings.ingest_queue_url)
+
+    def secret(self, account: str, hook_id: str) -> SecretView:
+        hook = self.registry.get(account, hook_id)
+        expires = hook.previous_secret_expires_at if len(hook.signing_secrets()) > 1 else None
+        return SecretView(secret=hook.secret, previous_secret_expires_at=expires)
+
+    def test(self, account: str, hook_id: str, data: dict[str, Any]) -> TestResult:
+        """POSTs `data` now, signed, and reports what the receiver said. Only to a proven URL."""
+        hook = self.registry.get(account, hook_id)
+        if hook.validated_at is None or hook.status not in (HookStatus.ACTIVE, HookStatus.DISABLED):
+            raise Conflict("the hook's URL is not validated yet; nothing is sent to it before", field="id")
+        delivery_id = ids.new_id("msg")
+        sent = delivery.post(hook, delivery_id, data, self.registry.policy)
+        return TestResult(
+            delivery_id=delivery_id,
+            status=sent.status,
+            duration_ms=sent.duration_ms,
+            body=sent.body[:TEST_BODY_CHARS].decode("utf-8", errors="replace")
+            if sent.status is not None
+            else None,
+            error=sent.error,
+        )
+
+    def attempts(self, account: str, hook_id: str, *, limit: int, cursor: str | None) -> AttemptList:
+        self.registry.get(account, hook_id)
+        items, next_cursor = self.log.attempts(account, hook_id, limit=limit, cursor=cursor)
+        return AttemptList(
+            attempts=[AttemptView.model_validate({**item, "at": float(item["at"])}) for item in items],
+            next_cursor=next_cursor,
+        )
+
+    def replay(self, account: str, hook_id: str, *, since: int | None, until: int | None) -> ReplayResult:
+        """Queues the hook's failed deliveries again, with fresh attempts and their original ids."""
+        if since is not None and until is not None and since >= until:
+            raise InvalidInput("must be later than since", field="until")
+        hook = self.registry.get(account, hook_id)
+        if hook.status is not HookStatus.ACTIVE:
+            raise Conflict(f"the hook is {hook.status.value}; activate it before replaying", field="id")
+        items = self.log.failed(account, hook_id, since, until)
+        outgoing = [
+            queues.Outgoing(
+                id=item["sk"], body=restore(item).model_copy(update={"attempts": 0}).to_body(), group=account
+            )
+            for item in items
+        ]
+        not_sent = set(queues.send(self.settings.delivery_queue_url, outgoing))
+        self.log.forget_failed([item for item in items if item["sk"] not in not_sent])
+        logger.info("replayed", extra={"hook_id": hook_id, "deliveries": len(items) - len(not_sent)})
+        return ReplayResult(replayed=len(items) - len(not_sent))

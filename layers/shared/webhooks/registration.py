@@ -1,0 +1,187 @@
+"""Registering hooks: create, change, remove, restart validation, rotate secrets.
+
+Every operation is scoped to one account. A hook is written before its validation starts (the
+state machine reads it); when the start fails, the write is undone, so no hook waits for a
+validation that will never come.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from boto3.dynamodb.conditions import Attr
+
+from webhooks import aws, ids, safe_http, signing, verification
+from webhooks.api_models import HookCreate, HookUpdate
+from webhooks.errors import Conflict, Unavailable
+from webhooks.hook_store import HookStore
+from webhooks.hooks import Hook, HookStatus
+from webhooks.settings import Settings
+
+logger = Logger(child=True)
+
+MAX_PAGE = 100
+
+
+def validation_input(hook: Hook, schedule: list[int]) -> dict[str, Any]:
+    """The state machine's input: which hook, which validation, and the wait before the first check."""
+    return {
+        "account": hook.account,
+        "hook_id": hook.id,
+        "validation_id": hook.validation_id,
+        "attempt": 0,
+        "wait_seconds": schedule[0],
+    }
+
+
+class Registry:
+    def __init__(self, settings: Settings, store: HookStore | None = None) -> None:
+        self.settings = settings
+        self.store = store or HookStore(settings.hooks_table)
+        self.policy = safe_http.OutboundPolicy(
+            allow_http=settings.allow_http, allow_private=settings.allow_private
+        )
+
+    # -- validation -----------------------------------------------------------------------------
+
+    def _start_validation(self, hook: Hook) -> None:
+        try:
+            aws.client("stepfunctions").start_execution(
+                stateMachineArn=self.settings.validation_state_machine_arn,
+                name=hook.validation_id,
+                input=json.dumps(validation_input(hook, self.settings.validation_schedule)),
+            )
+        except Exception as exc:
+            logger.exception("validation did not start", extra={"hook_id": hook.id})
+            raise Unavailable("could not start the URL validation; nothing was changed, try again") from exc
+
+    def _new_validation(self, hook: Hook) -> dict[str, Any]:
+        file = verification.new_file(self.settings.verification_prefix)
+        return {
+            "status": HookStatus.PENDING_VALIDATION,
+            "verification_file": file.file_name,
+            "verification_contents": file.contents,
+            "validation_id": ids.new_id("val"),
+            "validated_at": None,
+            "disabled_reason": None,
+        }
+
+    # -- operations -----------------------------------------------------------------------------
+
+    def create(self, account: str, request: HookCreate) -> Hook:
+        safe_http.check_url(request.url, self.policy)
+        file = verification.new_file(self.settings.verification_prefix)
+        hook = Hook(
+            account=account,
+            id=ids.new_id("hk"),
+            url=request.url,
+            events=request.events,
+            database=None if request.database is None else str(request.database),
+            collection=None if request.collection is None else str(request.collection),
+            format=request.format,
+            description=request.description,
+            rate_limit=request.rate_limit,
+            secret=signing.new_secret(),
+            verification_file=file.file_name,
+            verification_contents=file.contents,
+            validation_id=ids.new_id("val"),
+        )
+        self.store.create(hook)
+        try:
+            self._start_validation(hook)
+        except Unavailable:
+            self.store.delete(account, hook.id)
+            raise
+        logger.info("hook created", extra={"hook_id": hook.id, "account": account})
+        return hook
+
+    def get(self, account: str, hook_id: str) -> Hook:
+        return self.store.get(account, hook_id)
+
+    def list(
+        self,
+        account: str,
+        *,
+        database: str | None,
+        collection: str | None,
+        event: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> tuple[list[Hook], str | None]:
+        condition: Any = None
+        for clause in (
+            Attr("database").eq(database) if database is not None else None,
+            Attr("collection").eq(collection) if collection is not None else None,
+            Attr("events").contains(event) if event is not None else None,
+        ):
+            if clause is not None:
+                condition = clause if condition is None else condition & clause
+        return self.store.page(
+            account, limit=min(limit, MAX_PAGE), cursor=cursor, filter_expression=condition
+        )
+
+    def update(self, account: str, hook_id: str, request: HookUpdate) -> Hook:
+        hook = self.store.get(account, hook_id)
+        changes: dict[str, Any] = request.model_dump(exclude_unset=True, exclude={"status"})
+        for ref in ("database", "collection"):
+            if changes.get(ref) is not None:
+                changes[ref] = str(changes[ref])
+        revalidate = False
+        if "url" in changes and changes["url"] != hook.url:
+            safe_http.check_url(changes["url"], self.policy)
+            revalidate = True
+        if request.status == "disabled":
+            changes.update(status=HookStatus.DISABLED, disabled_reason="disabled by the customer")
+        elif request.status == "active" and hook.status is not HookStatus.ACTIVE:
+            # Resuming a hook whose URL was proven needs no new proof; anything else does.
+            if hook.validated_at is not None and not revalidate:
+                changes.update(status=HookStatus.ACTIVE, disabled_reason=None, failing_since=None)
+            else:
+                revalidate = True
+        if revalidate:
+            changes.update(self._new_validation(hook))
+        updated = self.store.save(hook.model_copy(update=changes))
+        if revalidate:
+            try:
+                self._start_validation(updated)
+            except Unavailable:
+                self.store.save(hook.model_copy(update={"version": updated.version}))
+                raise
+        return updated
+
+    def delete(self, account: str, hook_id: str) -> None:
+        self.store.delete(account, hook_id)
+        logger.info("hook deleted", extra={"hook_id": hook_id, "account": account})
+
+    def restart_validation(self, account: str, hook_id: str) -> Hook:
+        hook = self.store.get(account, hook_id)
+        if hook.status is HookStatus.ACTIVE:
+            raise Conflict("the hook is already validated", field="id")
+        # The file the customer already published stays valid: only the validation id changes.
+        update: dict[str, Any] = {
+            "status": HookStatus.PENDING_VALIDATION,
+            "validation_id": ids.new_id("val"),
+            "disabled_reason": None,
+        }
+        updated = self.store.save(hook.model_copy(update=update))
+        try:
+            self._start_validation(updated)
+        except Unavailable:
+            self.store.save(hook.model_copy(update={"version": updated.version}))
+            raise
+        return updated
+
+    def rotate_secret(self, account: str, hook_id: str) -> Hook:
+        hook = self.store.get(account, hook_id)
+        return self.store.save(
+            hook.model_copy(
+                update={
+                    "secret": signing.new_secret(),
+                    "previous_secret": hook.secret,
+                    "previous_secret_expires_at": int(time.time()) + self.settings.secret_grace_seconds,
+                }
+            )
+        )

@@ -1,0 +1,238 @@
+"""The management API through the in-process gateway: authorizer, routes, errors, tenancy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import LocalStack, sample_event
+from tests.receiver import Receiver
+
+
+def hook_body(receiver: Receiver, **fields: Any) -> dict[str, Any]:
+    return {"url": f"{receiver.url}/dir/script.php", "events": ["click", "open"], **fields}
+
+
+def test_create_answers_201_with_id_status_secret_and_verification(
+    local: LocalStack, receiver: Receiver
+) -> None:
+    _, token = local.token()
+    answer = local.call("POST", "/hooks", token, hook_body(receiver, database=12, description="crm"))
+    assert answer.status == 201
+    hook = answer.json()
+    assert hook["id"].startswith("hk_")
+    assert hook["status"] == "pending_validation"
+    assert hook["secret"].startswith("whsec_")
+    assert hook["database"] == "12"
+    file = hook["verification"]
+    assert file["file_name"].startswith("smtpeter-")
+    assert file["file_name"].endswith(".txt")
+    assert len(file["file_name"]) >= len("smtpeter-.txt") + 32  # 128 bits as hex
+    assert file["contents"] not in file["file_name"]
+    assert file["urls"] == [
+        f"{receiver.url}/dir/{file['file_name']}",
+        f"{receiver.url}/{file['file_name']}",
+    ]
+
+
+def test_secrets_are_shown_on_create_rotate_and_explicit_get_only(
+    local: LocalStack, receiver: Receiver
+) -> None:
+    _, token = local.token()
+    hook = local.call("POST", "/hooks", token, hook_body(receiver)).json()
+    assert "secret" not in local.call("GET", f"/hooks/{hook['id']}", token).json()
+    assert all("secret" not in h for h in local.call("GET", "/hooks", token).json()["hooks"])
+    assert local.call("GET", f"/hooks/{hook['id']}/secret", token).json()["secret"] == hook["secret"]
+    rotated = local.call("POST", f"/hooks/{hook['id']}/secret/rotate", token).json()
+    assert rotated["secret"] != hook["secret"]
+    assert rotated["previous_secret_expires_at"] > 0
+
+
+def test_list_filters_by_database_collection_and_event_and_pages(
+    local: LocalStack, receiver: Receiver
+) -> None:
+    _, token = local.token()
+    for database, events in [(1, ["click"]), (1, ["open"]), (2, ["click"])]:
+        local.call("POST", "/hooks", token, hook_body(receiver, database=database, events=events))
+    local.call("POST", "/hooks", token, hook_body(receiver, database=1, collection=7, events=["update"]))
+    assert len(local.call("GET", "/hooks?database=1", token).json()["hooks"]) == 3
+    assert len(local.call("GET", "/hooks?database=1&event=click", token).json()["hooks"]) == 1
+    assert len(local.call("GET", "/hooks?collection=7", token).json()["hooks"]) == 1
+    seen, cursor, pages = [], None, 0
+    while pages < 10:
+        page = local.call("GET", "/hooks?limit=3" + (f"&cursor={cursor}" if cursor else ""), token).json()
+        seen += [h["id"] for h in page["hooks"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert len(seen) == len(set(seen)) == 4
+    assert pages == 2
+
+
+def test_patch_changes_fields_and_a_new_url_resets_validation(local: LocalStack, receiver: Receiver) -> None:
+    _, token = local.token()
+    hook = local.call("POST", "/hooks", token, hook_body(receiver)).json()
+    changed = local.call("PATCH", f"/hooks/{hook['id']}", token, {"events": ["bounce"], "description": "x"})
+    assert changed.status == 200
+    assert changed.json()["events"] == ["bounce"]
+    assert changed.json()["verification"] == hook["verification"]
+    moved = local.call("PATCH", f"/hooks/{hook['id']}", token, {"url": f"{receiver.url}/new/path"}).json()
+    assert moved["status"] == "pending_validation"
+    assert moved["verification"]["file_name"] != hook["verification"]["file_name"]
+
+
+def test_delete_removes_the_hook(local: LocalStack, receiver: Receiver) -> None:
+    _, token = local.token()
+    hook = local.call("POST", "/hooks", token, hook_body(receiver)).json()
+    assert local.call("DELETE", f"/hooks/{hook['id']}", token).status == 204
+    assert local.call("GET", f"/hooks/{hook['id']}", token).status == 404
+    assert local.call("DELETE", f"/hooks/{hook['id']}", token).status == 404
+
+
+ROUTES = [
+    ("GET", "/hooks/{id}", None),
+    ("PATCH", "/hooks/{id}", {"description": "mine now"}),
+    ("DELETE", "/hooks/{id}", None),
+    ("POST", "/hooks/{id}/validate", None),
+    ("POST", "/hooks/{id}/test", {"data": {"x": 1}}),
+    ("GET", "/hooks/{id}/secret", None),
+    ("POST", "/hooks/{id}/secret/rotate", None),
+    ("GET", "/hooks/{id}/deliveries", None),
+    ("POST", "/hooks/{id}/replay", {}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ROUTES)
+def test_another_accounts_hook_is_404_and_unchanged(
+    local: LocalStack, receiver: Receiver, method: str, path: str, body: Any
+) -> None:
+    _, token_a = local.token()
+    _, token_b = local.token()
+    hook = local.call("POST", "/hooks", token_a, hook_body(receiver)).json()
+    before = local.call("GET", f"/hooks/{hook['id']}", token_a).json()
+    answer = local.call(method, path.format(id=hook["id"]), token_b, body)
+    assert answer.status == 404
+    assert answer.json()["error"]["code"] == "not_found"
+    assert local.call("GET", f"/hooks/{hook['id']}", token_a).json() == before
+    assert local.call("GET", f"/hooks/{hook['id']}/secret", token_a).json()["secret"] == hook["secret"]
+    assert local.call("GET", "/hooks", token_b).json()["hooks"] == []
+
+
+@pytest.mark.parametrize("token", [None, "wrong-token-value", "wht_" + "x" * 43])
+def test_requests_without_a_known_token_are_401(local: LocalStack, token: str | None) -> None:
+    answer = local.call("GET", "/hooks", token)
+    assert answer.status == 401
+    assert answer.json()["error"]["code"] == "unauthorized"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"events": ["click"]}, "url"),
+        ({"url": "http://127.0.0.1/x"}, "events"),
+        ({"url": "http://127.0.0.1/x", "events": []}, "events"),
+        ({"url": "http://127.0.0.1/x", "events": ["clicks"]}, "events[0]"),
+        ({"url": "http://127.0.0.1/x", "events": ["click", "click"]}, "events"),
+        ({"url": "http://127.0.0.1/x", "events": ["click"], "format": "xml"}, "format"),
+        ({"url": "http://127.0.0.1/x", "events": ["click"], "colour": "red"}, "colour"),
+        ({"url": "http://127.0.0.1/x", "events": ["click"], "description": "d" * 1001}, "description"),
+        ({"url": "http://127.0.0.1/" + "x" * 2048, "events": ["click"]}, "url"),
+        ({"url": "ftp://example.com/x", "events": ["click"]}, "url"),
+        ({"url": "http://user:pw@127.0.0.1/x", "events": ["click"]}, "url"),
+        ({"url": "http://169.254.169.254/latest/meta-data", "events": ["click"]}, "url"),
+        ({"url": "http://127.0.0.1/x", "events": ["click"], "rate_limit": 0}, "rate_limit"),
+    ],
+)
+def test_invalid_hooks_get_422_naming_the_field_and_nothing_is_written(
+    local: LocalStack, body: dict[str, Any], field: str
+) -> None:
+    _, token = local.token()
+    answer = local.call("POST", "/hooks", token, body)
+    assert answer.status == 422, answer.body
+    error = answer.json()["error"]
+    assert field in [f["field"] for f in error["fields"]], error
+    assert all(f["reason"] for f in error["fields"])
+    assert local.call("GET", "/hooks", token).json()["hooks"] == []
+
+
+def test_malformed_json_is_400(local: LocalStack) -> None:
+    _, token = local.token()
+    answer = local.call("POST", "/hooks", token, raw=b'{"url": ')
+    assert answer.status == 400
+    assert answer.json()["error"]["fields"][0]["field"] == "body"
+
+
+def test_a_body_that_is_not_json_is_415(local: LocalStack) -> None:
+    _, token = local.token()
+    answer = local.call(
+        "POST", "/hooks", token, raw=b"url=x", content_type="application/x-www-form-urlencoded"
+    )
+    assert answer.status == 415
+
+
+def test_unknown_routes_are_404_and_wrong_methods_405(local: LocalStack) -> None:
+    _, token = local.token()
+    assert local.call("GET", "/nothing", token).status == 404
+    assert local.call("PUT", "/hooks", token, {}).status == 405
+
+
+def test_events_are_accepted_with_ids(local: LocalStack) -> None:
+    _, token = local.token()
+    events = sample_event("platform_events.json")
+    answer = local.call("POST", "/events", token, events)
+    assert answer.status == 202
+    assert answer.json()["accepted"] == 8
+    assert len(set(answer.json()["event_ids"])) == 8
+    assert len(local.messages("IngestQueue")) == 8
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        ({"type": "click", "id": "m", "recipient": "a@b.c"}, "events[1].original"),
+        ({"type": "opened", "id": "m", "recipient": "a@b.c"}, "events[1]"),
+        ({"type": "open", "id": "m", "recipient": "a@b.c", "extra": 1}, "events[1].extra"),
+        ({"type": "open", "id": "m", "recipient": "a@b.c", "time": "yesterday"}, "events[1].time"),
+        ({"type": "failure", "id": "m", "recipient": "a@b", "action": "x", "state": "5"}, "events[1].action"),
+        ({"type": "update", "profile": 1, "database": 2, "subprofile": 3, "created": "2026-01-01 00:00:00",
+          "modified": "2026-01-01 00:00:00"}, "events[1]"),
+    ],
+)  # fmt: skip
+def test_a_batch_with_one_invalid_event_is_422_and_nothing_is_queued(
+    local: LocalStack, event: dict[str, Any], field: str
+) -> None:
+    _, token = local.token()
+    good = {"type": "open", "id": "m", "recipient": "a@b.c"}
+    answer = local.call("POST", "/events", token, {"events": [good, event]})
+    assert answer.status == 422, answer.body
+    fields = [f["field"] for f in answer.json()["error"]["fields"]]
+    assert any(f.startswith(field) for f in fields), fields
+    assert local.messages("IngestQueue") == []
+
+
+def test_an_oversized_event_is_413(local: LocalStack) -> None:
+    _, token = local.token()
+    bounce = {"type": "bounce", "id": "m", "recipient": "a@b.c", "envelope": "x", "mime": "m" * 400_000}
+    answer = local.call("POST", "/events", token, {"events": [bounce]})
+    assert answer.status == 413
+    assert answer.json()["error"]["fields"][0]["field"] == "events[0]"
+
+
+def test_too_many_events_in_one_request_is_422(local: LocalStack) -> None:
+    _, token = local.token()
+    answer = local.call("POST", "/events", token, {"events": [{"type": "open"}] * 501})
+    assert answer.status == 422
+    assert answer.json()["error"]["fields"][0]["field"] == "events"
+
+
+def test_the_openapi_document_is_public_and_lists_every_route(local: LocalStack) -> None:
+    answer = local.call("GET", "/openapi.json")
+    assert answer.status == 200
+    document = answer.json()
+    template_routes = {(r.method.lower(), r.path) for r in local.stack.api_routes()} - {
+        ("get", "/openapi.json")
+    }
+    documented = {(m, p) for p, item in document["paths"].items() for m in item}
+    assert documented == template_routes

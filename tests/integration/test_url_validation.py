@@ -1,0 +1,101 @@
+"""The UrlValidation state machine from template.yaml, executed by moto's interpreter, its task
+answered by the validate handler over real loopback HTTP."""
+
+from __future__ import annotations
+
+import time
+
+from tests.conftest import LocalStack, publish_verification_file
+from tests.receiver import Receiver
+
+
+def create(local: LocalStack, receiver: Receiver, token: str, path: str = "/dir/script.php") -> dict:
+    answer = local.call("POST", "/hooks", token, {"url": receiver.url + path, "events": ["open"]})
+    assert answer.status == 201, answer.body
+    return answer.json()
+
+
+def executions(local: LocalStack) -> list[dict]:
+    arn = local.url("UrlValidationStateMachine")
+    return local.sfn.list_executions(stateMachineArn=arn)["executions"]
+
+
+def test_a_file_already_in_the_script_directory_validates_at_the_first_check(
+    local: LocalStack, receiver: Receiver
+) -> None:
+    _, token = local.token()
+    hook = create(local, receiver, token)
+    assert hook["status"] == "pending_validation"
+    # The first check runs at once, before the file is there; restarting checks at once again.
+    publish_verification_file(receiver, hook, where=0)
+    local.call("POST", f"/hooks/{hook['id']}/validate", token)
+    local.wait_for_status(token, hook["id"], "active")
+
+
+def test_a_file_at_the_web_root_validates_after_waits(local: LocalStack, receiver: Receiver) -> None:
+    _, token = local.token()
+    hook = create(local, receiver, token)
+    # Published only after the machine has looked (and missed) at least once.
+    deadline = time.monotonic() + 5
+    while f"/dir/{hook['verification']['file_name']}" not in receiver.gets and time.monotonic() < deadline:
+        time.sleep(0.01)
+    publish_verification_file(receiver, hook, where=1)
+    active = local.wait_for_status(token, hook["id"], "active")
+    assert receiver.gets.count(f"/{hook['verification']['file_name']}") >= 2
+    [execution] = executions(local)
+    assert execution["status"] == "SUCCEEDED"
+    assert active["disabled_reason"] is None
+
+
+def test_a_file_never_published_ends_in_validation_failed_after_every_scheduled_check(
+    local: LocalStack, receiver: Receiver
+) -> None:
+    _, token = local.token()
+    hook = create(local, receiver, token)
+    failed = local.wait_for_status(token, hook["id"], "validation_failed")
+    schedule = local.stack.parameters["ValidationSchedule"].split(",")
+    assert receiver.gets.count(f"/dir/{hook['verification']['file_name']}") == len(schedule)
+    assert "restart" in failed["disabled_reason"]
+
+
+def test_wrong_contents_do_not_validate(local: LocalStack, receiver: Receiver) -> None:
+    _, token = local.token()
+    hook = create(local, receiver, token)
+    receiver.files[f"/{hook['verification']['file_name']}"] = "not the token"
+    local.wait_for_status(token, hook["id"], "validation_failed")
+
+
+def test_a_changed_url_supersedes_the_running_validation(local: LocalStack, receiver: Receiver) -> None:
+    _, token = local.token()
+    hook = create(local, receiver, token)
+    changed = local.call("PATCH", f"/hooks/{hook['id']}", token, {"url": receiver.url + "/other/hook"}).json()
+    assert changed["status"] == "pending_validation"
+    assert changed["verification"]["file_name"] != hook["verification"]["file_name"]
+    # The old file would have validated the old URL; it must not validate the new one.
+    publish_verification_file(receiver, hook)
+    publish_verification_file(receiver, changed)
+    local.wait_for_status(token, hook["id"], "active")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(e["status"] == "RUNNING" for e in executions(local)):
+        time.sleep(0.05)
+    assert sorted(e["status"] for e in executions(local)) == ["SUCCEEDED", "SUCCEEDED"]
+
+
+def test_restarting_a_failed_validation_checks_again(local: LocalStack, receiver: Receiver) -> None:
+    _, token = local.token()
+    hook = create(local, receiver, token)
+    local.wait_for_status(token, hook["id"], "validation_failed")
+    publish_verification_file(receiver, hook, where=1)
+    restarted = local.call("POST", f"/hooks/{hook['id']}/validate", token)
+    assert restarted.status == 202
+    local.wait_for_status(token, hook["id"], "active")
+
+
+def test_no_event_is_posted_to_a_url_before_it_is_validated(local: LocalStack, receiver: Receiver) -> None:
+    _, token = local.token()
+    hook = create(local, receiver, token)
+    local.call("POST", "/events", token, {"events": [{"type": "open", "id": "m", "recipient": "a@b.c"}]})
+    local.drain()
+    test = local.call("POST", f"/hooks/{hook['id']}/test", token, {"data": {"hello": "world"}})
+    assert test.status == 409
+    assert receiver.posts == []

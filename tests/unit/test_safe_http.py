@@ -1,0 +1,934 @@
+"""webhooks.safe_http: what may be called, how it is connected to, and how slow or hostile receivers end.
+
+Only 127.0.0.1 (and ::1 when present) is ever connected to; every other name goes through a stub
+resolver, and the hostile corpus runs with connections made impossible.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import socket
+import socketserver
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import urllib3.util.connection
+
+from webhooks import safe_http
+from webhooks.errors import InvalidInput
+from webhooks.safe_http import OutboundError, OutboundPolicy, UnsafeUrl, check_url, request
+
+PUBLIC_IP = "93.184.215.14"
+STRICT = OutboundPolicy()
+LOCAL = OutboundPolicy(allow_http=True, allow_private=True, connect_timeout=2.0, total_timeout=5.0)
+
+
+# --------------------------------------------------------------------------------------------------
+# Helpers and fixtures
+
+
+class StubResolver:
+    """Answers from a table; unknown names fail like getaddrinfo does. Records every question."""
+
+    def __init__(self, table: dict[str, list[str]] | None = None) -> None:
+        self.table = table or {}
+        self.calls: list[tuple[str, int]] = []
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        self.calls.append((host, port))
+        if host not in self.table:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return list(self.table[host])
+
+
+class RebindingResolver(StubResolver):
+    """A public answer the first time, loopback ever after: the classic DNS rebinding attack."""
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        self.calls.append((host, port))
+        return [PUBLIC_IP] if len(self.calls) == 1 else ["127.0.0.1"]
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    client_port: int
+
+
+Respond = Callable[["Handler"], None]
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: Server
+    requests_on_connection = 0
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _any(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        self.requests_on_connection += 1
+        with self.server.lock:
+            self.server.seen.append(
+                Seen(self.command, self.path, dict(self.headers.items()), body, self.client_address[1])
+            )
+        self.server.respond(self)
+
+    do_GET = do_POST = do_HEAD = _any
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, respond: Respond, host: str = "127.0.0.1", family: int = socket.AF_INET) -> None:
+        self.address_family = family
+        self.respond = respond
+        self.seen: list[Seen] = []
+        self.lock = threading.Lock()
+        super().__init__((host, 0), Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind does a reverse DNS lookup of the address; nothing here needs it.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # clients that hang up on purpose are the point of several tests
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    def client_ports(self) -> set[int]:
+        with self.lock:
+            return {seen.client_port for seen in self.seen}
+
+
+def reply(
+    handler: Handler, status: int = 200, body: bytes = b"ok", headers: tuple[tuple[str, str], ...] = ()
+) -> None:
+    handler.send_response(status)
+    for name, value in headers:
+        handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    if handler.command != "HEAD":
+        handler.wfile.write(body)
+
+
+def trickle(handler: Handler, data: bytes, every: float = 0.05, limit: float = 3.0) -> None:
+    stop = time.monotonic() + limit
+    for byte in data:
+        if time.monotonic() > stop:
+            break
+        try:
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+        except OSError:
+            break
+        time.sleep(every)
+    handler.close_connection = True
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches() -> Iterator[None]:
+    safe_http.clear_caches()
+    yield
+    safe_http.clear_caches()
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., Server]]:
+    servers: list[Server] = []
+
+    def start(
+        respond: Respond = reply,
+        host: str = "127.0.0.1",
+        family: int = socket.AF_INET,
+        tls: ssl.SSLContext | None = None,
+    ) -> Server:
+        server = Server(respond, host, family)
+        if tls is not None:
+            server.socket = tls.wrap_socket(server.socket, server_side=True)
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        servers.append(server)
+        return server
+
+    yield start
+    safe_http.clear_caches()  # closes kept-alive connections so the handler threads end
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def connections(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Every address urllib3 opens a socket to, recorded and then really connected."""
+    made: list[tuple[str, int]] = []
+    real = urllib3.util.connection.create_connection
+
+    def record(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+        made.append(address)
+        return real(address, *args, **kwargs)
+
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", record)
+    return made
+
+
+@pytest.fixture
+def no_connections(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Like ``connections``, but nothing is ever connected: a leak shows up as a recorded address."""
+    attempted: list[tuple[str, int]] = []
+
+    def refuse(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+        attempted.append(address)
+        raise ConnectionRefusedError(111, "refused by the test")
+
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", refuse)
+    return attempted
+
+
+class Sentinel:
+    """A listening loopback socket that counts the connections it received."""
+
+    def __init__(self) -> None:
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.listener.setblocking(False)
+        self.port = int(self.listener.getsockname()[1])
+
+    def accepted(self) -> int:
+        count = 0
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except BlockingIOError:
+                return count
+            conn.close()
+            count += 1
+
+
+@pytest.fixture
+def sentinel() -> Iterator[Sentinel]:
+    listening = Sentinel()
+    yield listening
+    listening.listener.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# --------------------------------------------------------------------------------------------------
+# The hostile corpus: refused by check_url and by request, before any connection
+
+HOSTILE_NAMES = {
+    "hooks.example.com": [PUBLIC_IP],
+    "example.com": [PUBLIC_IP],
+    "internal.example.test": ["10.1.2.3"],
+    "mixed.example.test": [PUBLIC_IP, "192.168.0.10"],
+    "metadata.example.test": ["169.254.169.254"],
+    "v6-loopback.example.test": ["::1"],
+    "v6-mapped.example.test": ["::ffff:10.0.0.1"],
+    "nat64.example.test": ["64:ff9b::7f00:1"],
+    "cgnat.example.test": ["100.64.1.1"],
+    "localhost": ["127.0.0.1"],
+    "sub.localhost": ["127.0.0.1"],
+}
+
+HOSTILE_URLS = [
+    # IPv4 literals of every forbidden range
+    ("this-network", "https://0.0.0.0:{port}/"),
+    ("loopback", "https://127.0.0.1:{port}/"),
+    ("loopback-other", "https://127.8.9.10/"),
+    ("rfc1918-10", "https://10.0.0.1/"),
+    ("rfc1918-172", "https://172.16.0.1/"),
+    ("rfc1918-172-top", "https://172.31.255.254/"),
+    ("rfc1918-192", "https://192.168.1.1/"),
+    ("metadata", "https://169.254.169.254/latest/meta-data/"),
+    ("link-local", "https://169.254.0.1/"),
+    ("cgnat", "https://100.64.0.1/"),
+    ("multicast", "https://224.0.0.1/"),
+    ("multicast-ssdp", "https://239.255.255.250/"),
+    ("reserved", "https://240.0.0.1/"),
+    ("broadcast", "https://255.255.255.255/"),
+    ("benchmarking", "https://198.18.0.1/"),
+    ("documentation-1", "https://192.0.2.1/"),
+    ("documentation-2", "https://198.51.100.7/"),
+    ("documentation-3", "https://203.0.113.9/"),
+    ("ietf-protocol", "https://192.0.0.8/"),
+    ("loopback-trailing-dot", "https://127.0.0.1.:{port}/"),
+    # IPv6 literals, embedded IPv4 forms included
+    ("v6-loopback", "https://[::1]:{port}/"),
+    ("v6-unspecified", "https://[::]/"),
+    ("v6-ula", "https://[fc00::1]/"),
+    ("v6-ula-fd", "https://[fd12:3456::1]/"),
+    ("v6-link-local", "https://[fe80::1]/"),
+    ("v6-metadata", "https://[fd00:ec2::254]/"),
+    ("v6-multicast", "https://[ff02::1]/"),
+    ("v6-documentation", "https://[2001:db8::1]/"),
+    ("v6-discard", "https://[100::1]/"),
+    ("v4-mapped-loopback", "https://[::ffff:127.0.0.1]:{port}/"),
+    ("v4-mapped-metadata-hex", "https://[::ffff:a9fe:a9fe]/"),
+    ("v4-compatible", "https://[::127.0.0.1]/"),
+    ("nat64-metadata", "https://[64:ff9b::a9fe:a9fe]/"),
+    ("nat64-local-use", "https://[64:ff9b:1::a00:1]/"),
+    ("6to4-loopback", "https://[2002:7f00:1::1]/"),
+    ("teredo", "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/"),
+    ("v6-zone-id", "https://[fe80::1%25eth0]/"),
+    # Odd IPv4 spellings
+    ("decimal", "https://2130706433:{port}/"),
+    ("octal", "https://0177.0.0.1:{port}/"),
+    ("hex-dotted", "https://0x7f.0.0.1:{port}/"),
+    ("hex-whole", "https://0x7f000001/"),
+    ("short", "https://127.1:{port}/"),
+    ("octal-whole", "https://017700000001/"),
+    ("zero", "https://0/"),
+    ("percent-encoded-host", "https://%31%32%37.0.0.1/"),
+    # User info and other URL tricks
+    ("userinfo", "https://user:pass@example.com/"),
+    ("userinfo-before-ip", "https://hooks.example.com@127.0.0.1:{port}/"),
+    ("user-only", "https://user@hooks.example.com/"),
+    ("backslash-userinfo", "https://hooks.example.com\\@127.0.0.1/"),
+    ("empty-host", "https:///webhook"),
+    ("port-zero", "https://hooks.example.com:0/"),
+    ("port-too-big", "https://hooks.example.com:65536/"),
+    ("too-long", "https://hooks.example.com/" + "a" * 2048),
+    ("space", "https://hooks.example.com/a b"),
+    ("crlf", "https://hooks.example.com/\r\nX-Injected: 1"),
+    ("tab-in-host", "https://hooks.exa\tmple.com/"),
+    # Schemes
+    ("ftp", "ftp://hooks.example.com/"),
+    ("file", "file:///etc/passwd"),
+    ("gopher", "gopher://hooks.example.com:70/_x"),
+    ("javascript", "javascript:alert(1)"),
+    ("no-scheme", "//hooks.example.com/"),
+    ("http-not-allowed", "http://hooks.example.com/"),
+    # Names whose answers are forbidden
+    ("name-private", "https://internal.example.test/"),
+    ("name-public-and-private", "https://mixed.example.test/"),
+    ("name-metadata", "https://metadata.example.test/"),
+    ("name-v6-loopback", "https://v6-loopback.example.test/"),
+    ("name-v4-mapped", "https://v6-mapped.example.test/"),
+    ("name-nat64", "https://nat64.example.test/"),
+    ("name-cgnat", "https://cgnat.example.test/"),
+    ("localhost", "https://localhost:{port}/"),
+    ("localhost-trailing-dot", "https://localhost.:{port}/"),
+    ("localhost-uppercase", "HTTPS://LOCALHOST:{port}/"),
+    ("localhost-subdomain", "https://sub.localhost/"),
+]
+
+
+@pytest.mark.parametrize("url", [url for _, url in HOSTILE_URLS], ids=[name for name, _ in HOSTILE_URLS])
+def test_hostile_url_is_refused_before_any_connection(
+    url: str, no_connections: list[tuple[str, int]], sentinel: Sentinel
+) -> None:
+    url = url.format(port=sentinel.port)
+    resolver = StubResolver(HOSTILE_NAMES)
+
+    with pytest.raises(UnsafeUrl):
+        check_url(url, STRICT, resolver)
+    with pytest.raises(UnsafeUrl):
+        request("POST", url, body=b"secret=1", policy=STRICT, resolver=resolver)
+
+    assert no_connections == []
+    assert sentinel.accepted() == 0
+
+
+def test_corpus_has_at_least_forty_hostile_urls() -> None:
+    assert len(HOSTILE_URLS) >= 40
+
+
+# --------------------------------------------------------------------------------------------------
+# Static and DNS checks
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.example.com/webhook",
+        "https://hooks.example.com:8443/x?y=1#fragment",
+        "https://HOOKS.Example.COM./",
+        f"https://{PUBLIC_IP}/",
+        "https://[2606:4700:4700::1111]/",
+    ],
+)
+def test_public_target_passes_the_check(url: str) -> None:
+    check_url(url, STRICT, StubResolver(HOSTILE_NAMES))
+
+
+def test_international_name_is_resolved_in_its_ascii_form() -> None:
+    resolver = StubResolver({"xn--bcher-kva.example": [PUBLIC_IP]})
+    check_url("https://Bücher.example/hook", STRICT, resolver)
+    assert resolver.calls == [("xn--bcher-kva.example", 443)]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/",
+        "http://10.0.0.5/",
+        "http://192.168.1.20/",
+        "http://[::1]:9000/",
+        "http://[fd12::1]/",
+        "http://localhost:3000/",
+    ],
+)
+def test_local_policy_allows_loopback_and_private_targets(url: str) -> None:
+    check_url(url, LOCAL, StubResolver({"localhost": ["127.0.0.1"]}))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/",
+        "http://[fd00:ec2::254]/",
+        "http://[fe80::1]/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://[64:ff9b::a00:1]/",
+        "http://100.64.0.1/",
+        "http://0.0.0.0/",
+        "http://2130706433/",
+    ],
+)
+def test_local_policy_still_refuses_metadata_link_local_embedded_and_odd_forms(url: str) -> None:
+    with pytest.raises(UnsafeUrl):
+        check_url(url, LOCAL)
+
+
+def test_every_resolved_address_is_checked_and_the_bad_one_is_named() -> None:
+    with pytest.raises(UnsafeUrl) as refused:
+        check_url("https://mixed.example.test/", STRICT, StubResolver(HOSTILE_NAMES))
+    assert str(refused.value) == "resolves to 192.168.0.10, a private address"
+
+
+def test_literal_refusal_names_the_address_and_the_reason() -> None:
+    with pytest.raises(UnsafeUrl) as refused:
+        check_url("https://169.254.169.254/latest/meta-data/", STRICT)
+    assert str(refused.value) == "169.254.169.254 is the cloud metadata address"
+
+
+def test_embedded_ipv4_refusal_says_what_is_embedded() -> None:
+    with pytest.raises(UnsafeUrl) as refused:
+        check_url("https://[64:ff9b::a9fe:a9fe]/", STRICT)
+    assert "NAT64" in str(refused.value)
+    assert "169.254.169.254" in str(refused.value)
+
+
+def test_unsafe_url_is_invalid_input_on_the_url_field() -> None:
+    with pytest.raises(UnsafeUrl) as refused:
+        check_url("https://10.0.0.1/", STRICT)
+    error = refused.value
+    assert isinstance(error, InvalidInput)
+    assert (error.field, error.status, error.message) == ("url", 422, "10.0.0.1 is a private address")
+    assert isinstance(error, OutboundError)
+    assert error.kind == "unsafe"
+
+
+def test_unresolvable_name_is_unsafe_at_check_time() -> None:
+    with pytest.raises(UnsafeUrl, match=r"^host name does not resolve$"):
+        check_url("https://nowhere.example.test/", STRICT, StubResolver())
+
+
+def test_unresolvable_name_is_a_connect_error_at_send_time() -> None:
+    with pytest.raises(OutboundError) as failed:
+        request("POST", "https://nowhere.example.test/", policy=STRICT, resolver=StubResolver())
+    assert not isinstance(failed.value, UnsafeUrl)
+    assert failed.value.kind == "connect"
+
+
+def test_localhost_is_refused_without_asking_the_resolver() -> None:
+    resolver = StubResolver({"localhost": [PUBLIC_IP]})
+    with pytest.raises(UnsafeUrl, match="loopback"):
+        check_url("https://localhost/", STRICT, resolver)
+    assert resolver.calls == []
+
+
+# --------------------------------------------------------------------------------------------------
+# Connecting to the checked address
+
+
+def test_dns_rebinding_answer_at_send_time_is_refused_without_connecting(
+    no_connections: list[tuple[str, int]],
+) -> None:
+    resolver = RebindingResolver()
+    check_url("https://rebind.example.test/hook", STRICT, resolver)
+
+    with pytest.raises(UnsafeUrl, match=r"^resolves to 127\.0\.0\.1, a loopback address$"):
+        request("POST", "https://rebind.example.test/hook", body=b"x", policy=STRICT, resolver=resolver)
+
+    assert len(resolver.calls) == 2  # once at registration, once (and only once) at send time
+    assert no_connections == []
+
+
+def test_request_goes_to_the_checked_address_with_the_name_in_host(
+    serve: Callable[..., Server], connections: list[tuple[str, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = serve()
+    asked: list[object] = []
+    real_getaddrinfo = socket.getaddrinfo
+    monkeypatch.setattr(
+        socket, "getaddrinfo", lambda host, *a, **k: asked.append(host) or real_getaddrinfo(host, *a, **k)
+    )
+    resolver = StubResolver({"hooks.example.test": ["127.0.0.1"]})
+
+    response = request(
+        "POST",
+        f"http://hooks.example.test:{server.port}/hook?a=1#fragment",
+        body=b"payload",
+        headers={"Host": "evil.example", "Content-Type": "text/plain"},
+        policy=LOCAL,
+        resolver=resolver,
+    )
+
+    assert response.status == 200
+    [seen] = server.seen
+    assert seen.headers["Host"] == f"hooks.example.test:{server.port}"
+    assert (seen.method, seen.path, seen.body) == ("POST", "/hook?a=1", b"payload")
+    assert seen.headers["Content-Type"] == "text/plain"
+    assert connections == [("127.0.0.1", server.port)]
+    assert "hooks.example.test" not in asked  # the name never reaches the system resolver
+    assert resolver.calls == [("hooks.example.test", server.port)]
+
+
+def test_dns_answer_is_cached_between_requests(serve: Callable[..., Server]) -> None:
+    server = serve()
+    resolver = StubResolver({"hooks.example.test": ["127.0.0.1"]})
+    url = f"http://hooks.example.test:{server.port}/"
+
+    for _ in range(3):
+        assert request("GET", url, policy=LOCAL, resolver=resolver).status == 200
+    assert len(resolver.calls) == 1
+
+    safe_http.clear_caches()
+    request("GET", url, policy=LOCAL, resolver=resolver)
+    assert len(resolver.calls) == 2
+
+
+def test_cached_answer_is_checked_again_under_the_callers_policy(serve: Callable[..., Server]) -> None:
+    server = serve()
+    resolver = StubResolver({"hooks.example.test": ["127.0.0.1"]})
+    url = f"http://hooks.example.test:{server.port}/"
+    request("GET", url, policy=LOCAL, resolver=resolver)
+
+    with pytest.raises(UnsafeUrl):
+        request("GET", url, policy=replace(LOCAL, allow_private=False), resolver=resolver)
+    assert len(server.seen) == 1
+
+
+def test_next_checked_address_is_tried_when_the_first_refuses(
+    serve: Callable[..., Server], connections: list[tuple[str, int]]
+) -> None:
+    server = serve()  # listens on 127.0.0.1 only, so 127.0.0.2 refuses
+    resolver = StubResolver({"hooks.example.test": ["127.0.0.2", "127.0.0.1"]})
+
+    response = request("GET", f"http://hooks.example.test:{server.port}/", policy=LOCAL, resolver=resolver)
+
+    assert response.status == 200
+    assert connections == [("127.0.0.2", server.port), ("127.0.0.1", server.port)]
+
+
+def test_ipv6_literal_is_connected_with_a_bracketed_host_header(serve: Callable[..., Server]) -> None:
+    try:
+        server = serve(host="::1", family=socket.AF_INET6)
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+
+    response = request("GET", f"http://[::1]:{server.port}/v6", policy=LOCAL)
+
+    assert response.status == 200
+    assert server.seen[0].headers["Host"] == f"[::1]:{server.port}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Responses
+
+
+@pytest.mark.parametrize("to", ["metadata", "loopback"])
+def test_redirect_is_returned_and_never_followed(
+    serve: Callable[..., Server], connections: list[tuple[str, int]], to: str
+) -> None:
+    def redirect(handler: Handler) -> None:
+        if to == "metadata":
+            location = "http://169.254.169.254/latest/meta-data/iam/security-credentials/"
+        else:
+            location = f"http://127.0.0.1:{handler.server.port}/elsewhere"
+        reply(handler, 302, b"", (("Location", location),))
+
+    server = serve(redirect)
+
+    response = request("POST", f"http://127.0.0.1:{server.port}/hook", body=b"x", policy=LOCAL)
+
+    assert response.status == 302
+    assert response.headers["location"].endswith(("/security-credentials/", "/elsewhere"))
+    assert [seen.path for seen in server.seen] == ["/hook"]
+    assert connections == [("127.0.0.1", server.port)]
+
+
+def test_error_status_is_returned_with_case_insensitive_headers(serve: Callable[..., Server]) -> None:
+    server = serve(lambda h: reply(h, 503, b"busy", (("Retry-After", "7"),)))
+
+    response = request("POST", f"http://127.0.0.1:{server.port}/", body=b"x", policy=LOCAL)
+
+    assert (response.status, response.body) == (503, b"busy")
+    assert response.headers["retry-after"] == response.headers["Retry-After"] == "7"
+    assert isinstance(response.elapsed_ms, int)
+    assert response.elapsed_ms >= 0
+
+
+def test_body_is_capped_at_max_body_and_the_connection_is_not_reused(serve: Callable[..., Server]) -> None:
+    server = serve(lambda h: reply(h, 200, b"x" * 1_048_576))
+    policy = replace(LOCAL, max_body=65_536)
+
+    first = request("GET", f"http://127.0.0.1:{server.port}/big", policy=policy)
+    second = request("GET", f"http://127.0.0.1:{server.port}/big", policy=policy)
+
+    assert len(first.body) == len(second.body) == 65_536
+    assert len(server.client_ports()) == 2
+
+
+def test_body_of_exactly_max_body_bytes_keeps_the_connection(serve: Callable[..., Server]) -> None:
+    server = serve(lambda h: reply(h, 200, b"y" * 100))
+    policy = replace(LOCAL, max_body=100)
+
+    for _ in range(3):
+        assert request("GET", f"http://127.0.0.1:{server.port}/", policy=policy).body == b"y" * 100
+
+    assert len(server.client_ports()) == 1
+
+
+def test_head_request_has_an_empty_body(serve: Callable[..., Server]) -> None:
+    server = serve(lambda h: reply(h, 200, b"ignored"))
+    response = request("HEAD", f"http://127.0.0.1:{server.port}/", policy=LOCAL)
+    assert (response.status, response.body) == (200, b"")
+
+
+# --------------------------------------------------------------------------------------------------
+# Failures
+
+
+def test_body_trickled_slower_than_the_deadline_times_out(serve: Callable[..., Server]) -> None:
+    def slow_body(handler: Handler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", "1000")
+        handler.end_headers()
+        handler.wfile.flush()
+        trickle(handler, b"z" * 1000)
+
+    server = serve(slow_body)
+    policy = replace(LOCAL, total_timeout=0.5)
+
+    started = time.monotonic()
+    with pytest.raises(OutboundError) as failed:
+        request("GET", f"http://127.0.0.1:{server.port}/", policy=policy)
+
+    assert failed.value.kind == "timeout"
+    assert 0.4 <= time.monotonic() - started < 1.5
+
+
+def test_status_line_trickled_slower_than_the_deadline_times_out(serve: Callable[..., Server]) -> None:
+    server = serve(lambda h: trickle(h, b"HTTP/1.1 200 OK\r\nX-Slow: " + b"s" * 200))
+    policy = replace(LOCAL, total_timeout=0.5)
+
+    started = time.monotonic()
+    with pytest.raises(OutboundError) as failed:
+        request("GET", f"http://127.0.0.1:{server.port}/", policy=policy)
+
+    assert failed.value.kind == "timeout"
+    assert str(failed.value) == "no complete response within 0.5 s"
+    assert 0.4 <= time.monotonic() - started < 1.5
+
+
+@pytest.fixture
+def raw_trickler() -> Iterator[int]:
+    """A TCP server that answers any TLS ClientHello with a record header and then one byte per 50 ms."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve_one() -> None:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.recv(65_536)
+            # A handshake record announcing 16 KiB: the client waits for all of it, byte by byte.
+            conn.sendall(b"\x16\x03\x03\x40\x00")
+            while not stop.wait(0.05):
+                try:
+                    conn.sendall(b"\x00")
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=serve_one, daemon=True)
+    thread.start()
+    yield int(listener.getsockname()[1])
+    stop.set()
+    listener.close()
+    thread.join(timeout=2)
+
+
+def test_tls_handshake_trickled_slower_than_the_deadline_times_out(raw_trickler: int) -> None:
+    resolver = StubResolver({"hooks.example.test": ["127.0.0.1"]})
+    policy = replace(LOCAL, total_timeout=0.5)
+
+    started = time.monotonic()
+    with pytest.raises(OutboundError) as failed:
+        request("POST", f"https://hooks.example.test:{raw_trickler}/", policy=policy, resolver=resolver)
+
+    assert failed.value.kind == "timeout"
+    assert 0.4 <= time.monotonic() - started < 1.5
+
+
+def test_refused_connection_is_a_connect_error() -> None:
+    with pytest.raises(OutboundError) as failed:
+        request("POST", f"http://127.0.0.1:{free_port()}/", body=b"x", policy=LOCAL)
+    assert (failed.value.kind, str(failed.value)) == ("connect", "connection refused")
+
+
+def test_connection_closed_without_a_response_is_a_connect_error(serve: Callable[..., Server]) -> None:
+    def hang_up(handler: Handler) -> None:
+        handler.close_connection = True
+
+    server = serve(hang_up)
+    with pytest.raises(OutboundError) as failed:
+        request("POST", f"http://127.0.0.1:{server.port}/", body=b"x", policy=LOCAL)
+    assert failed.value.kind == "connect"
+
+
+def test_garbage_instead_of_http_is_a_protocol_error(serve: Callable[..., Server]) -> None:
+    def garbage(handler: Handler) -> None:
+        handler.wfile.write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+        handler.close_connection = True
+
+    server = serve(garbage)
+    with pytest.raises(OutboundError) as failed:
+        request("GET", f"http://127.0.0.1:{server.port}/", policy=LOCAL)
+    assert failed.value.kind == "protocol"
+
+
+def test_body_shorter_than_its_content_length_is_a_protocol_error(serve: Callable[..., Server]) -> None:
+    def short(handler: Handler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", "100")
+        handler.end_headers()
+        handler.wfile.write(b"only ten..")
+        handler.close_connection = True
+
+    server = serve(short)
+    with pytest.raises(OutboundError) as failed:
+        request("GET", f"http://127.0.0.1:{server.port}/", policy=LOCAL)
+    assert failed.value.kind == "protocol"
+
+
+# --------------------------------------------------------------------------------------------------
+# Connection reuse
+
+
+def test_sequential_requests_reuse_one_kept_alive_connection(serve: Callable[..., Server]) -> None:
+    server = serve()
+    resolver = StubResolver({"hooks.example.test": ["127.0.0.1"]})
+
+    for n in range(20):
+        response = request(
+            "POST",
+            f"http://hooks.example.test:{server.port}/hook",
+            body=b"n=%d" % n,
+            policy=LOCAL,
+            resolver=resolver,
+        )
+        assert response.status == 200
+
+    assert len(server.seen) == 20
+    assert len(server.client_ports()) == 1
+
+
+def test_concurrent_requests_share_a_bounded_set_of_connections(serve: Callable[..., Server]) -> None:
+    server = serve()
+    url = f"http://127.0.0.1:{server.port}/hook"
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        statuses = list(
+            pool.map(lambda n: request("POST", url, body=b"%d" % n, policy=LOCAL).status, range(160))
+        )
+
+    assert statuses == [200] * 160
+    assert len(server.client_ports()) <= 16
+
+
+def test_kept_alive_connection_closed_by_the_receiver_is_retried_on_a_fresh_one(
+    serve: Callable[..., Server], caplog: pytest.LogCaptureFixture
+) -> None:
+    def one_request_per_connection(handler: Handler) -> None:
+        if handler.requests_on_connection > 1:
+            handler.close_connection = True  # hang up on the reused connection, like an idle timeout
+            return
+        reply(handler)
+
+    server = serve(one_request_per_connection)
+    url = f"http://127.0.0.1:{server.port}/hook"
+
+    assert request("POST", url, body=b"1", policy=LOCAL).status == 200
+    with caplog.at_level(logging.WARNING, logger="urllib3"):
+        assert request("POST", url, body=b"2", policy=LOCAL).status == 200
+        assert request("POST", url, body=b"3", policy=LOCAL).status == 200
+
+    assert [seen.body for seen in server.seen] == [b"1", b"2", b"2", b"3", b"3"]
+    assert len(server.client_ports()) == 3
+    assert caplog.records == []  # the pool's slots stay balanced: nothing "discarded, pool full"
+
+
+# --------------------------------------------------------------------------------------------------
+# TLS: connected by address, verified for the name
+
+
+@dataclass
+class Pki:
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    names_seen: list[str | None] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    pytest.importorskip("cryptography")
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "safe_http test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hooks.example.test")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("hooks.example.test")]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    folder = tmp_path_factory.mktemp("pki")
+    pki = Pki(folder / "ca.pem", folder / "cert.pem", folder / "key.pem")
+    pki.ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    pki.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pki.key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return pki
+
+
+@pytest.fixture
+def tls_server(serve: Callable[..., Server], pki: Pki) -> Server:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(pki.cert_file, pki.key_file)
+    pki.names_seen.clear()
+
+    def record_sni(_sock: ssl.SSLObject, name: str | None, _context: ssl.SSLContext) -> None:
+        pki.names_seen.append(name)
+
+    context.sni_callback = record_sni  # type: ignore[assignment]
+    return serve(tls=context)
+
+
+@pytest.fixture
+def trust_test_ca(monkeypatch: pytest.MonkeyPatch, pki: Pki) -> None:
+    context = ssl.create_default_context(cafile=str(pki.ca_file))
+    monkeypatch.setattr(safe_http, "_tls_context", lambda: context)
+
+
+@pytest.mark.usefixtures("trust_test_ca")
+def test_https_connects_to_the_checked_address_with_sni_and_a_certificate_for_the_name(
+    tls_server: Server, pki: Pki, connections: list[tuple[str, int]]
+) -> None:
+    resolver = StubResolver({"hooks.example.test": ["127.0.0.1"]})
+
+    response = request(
+        "POST",
+        f"https://hooks.example.test:{tls_server.port}/hook",
+        body=b"x",
+        policy=LOCAL,
+        resolver=resolver,
+    )
+
+    assert response.status == 200
+    assert pki.names_seen == ["hooks.example.test"]
+    assert tls_server.seen[0].headers["Host"] == f"hooks.example.test:{tls_server.port}"
+    assert connections == [("127.0.0.1", tls_server.port)]
+
+
+@pytest.mark.usefixtures("trust_test_ca")
+def test_https_certificate_for_another_name_is_a_tls_error(tls_server: Server) -> None:
+    resolver = StubResolver({"other.example.test": ["127.0.0.1"]})
+
+    with pytest.raises(OutboundError) as failed:
+        request("POST", f"https://other.example.test:{tls_server.port}/", policy=LOCAL, resolver=resolver)
+
+    assert failed.value.kind == "tls"
+    assert "other.example.test" in str(failed.value)
+    assert tls_server.seen == []
+
+
+def test_https_certificate_from_an_unknown_authority_is_a_tls_error(tls_server: Server) -> None:
+    resolver = StubResolver({"hooks.example.test": ["127.0.0.1"]})
+
+    with pytest.raises(OutboundError) as failed:
+        request("POST", f"https://hooks.example.test:{tls_server.port}/", policy=LOCAL, resolver=resolver)
+
+    assert failed.value.kind == "tls"
+    assert tls_server.seen == []
