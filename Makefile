@@ -11,7 +11,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv lint fmt typecheck sam-validate sam-build unit pytest test dev receiver bench token clean
+.PHONY: venv lint fmt typecheck sam-validate sam-build unit pytest test dev receiver bench openapi token clean
 
 $(BIN)/.installed: requirements-dev.txt layers/shared/requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ receiver: venv
 
 bench: venv
 	$(BIN)/python -m bench
+
+# Regenerates docs/openapi.json from the API handler (a test checks it is in step).
+openapi: venv
+	$(BIN)/python scripts/openapi.py
 
 # Creates a bearer token for ACCOUNT on a deployed stack: make token ACCOUNT=acme STACK=webhooks-dev
 token: venv

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+from openapi_spec_validator import validate
 
-from tests.conftest import LocalStack, sample_event
+from tests.conftest import ROOT, LocalStack, sample_event
 from tests.receiver import Receiver
 
 
@@ -236,3 +238,10 @@ def test_the_openapi_document_is_public_and_lists_every_route(local: LocalStack)
     }
     documented = {(m, p) for p, item in document["paths"].items() for m in item}
     assert documented == template_routes
+
+
+def test_the_committed_openapi_document_is_the_one_the_api_serves(local: LocalStack) -> None:
+    served = local.call("GET", "/openapi.json").json()
+    committed = json.loads((ROOT / "docs" / "openapi.json").read_text())
+    assert served == committed, "run `make openapi` and commit docs/openapi.json"
+    validate(committed)

@@ -9,6 +9,7 @@ from urllib.parse import parse_qs
 
 import pytest
 from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from tests.conftest import LocalStack, publish_verification_file, sample_event
 from tests.receiver import Received, Receiver
@@ -170,3 +171,19 @@ def test_non_2xx_answers_are_retried_not_followed(local: LocalStack, receiver: R
     assert [p.path for p in receiver.posts] == ["/dir/script.php"]
     [attempt] = local.call("GET", f"/hooks/{hook['id']}/deliveries", token).json()["attempts"]
     assert (attempt["status"], attempt["outcome"]) == (status, "retrying")
+
+
+def test_after_a_rotation_both_the_new_and_the_old_secret_verify_deliveries(
+    local: LocalStack, receiver: Receiver
+) -> None:
+    _, token = local.token()
+    hook = active_hook(local, receiver, token)
+    rotated = local.call("POST", f"/hooks/{hook['id']}/secret/rotate", token).json()
+    local.call("POST", "/events", token, {"events": sample_event("platform_events.json")["events"][:1]})
+    local.drain()
+    [post] = receiver.wait_for_posts(1)
+    assert len(post.headers["webhook-signature"].split(" ")) == 2
+    verify(hook, post)
+    verify({**hook, "secret": rotated["secret"]}, post)
+    with pytest.raises(WebhookVerificationError):
+        verify({**hook, "secret": "whsec_" + "A" * 43 + "="}, post)

@@ -140,14 +140,15 @@ class TestResult(BaseModel):
 
 class AttemptView(BaseModel):
     delivery_id: str
-    event_id: str | None
-    type: str | None
+    event_id: str | None = None
+    type: str | None = None
     attempt: int
     at: float
     outcome: str
-    status: int | None
-    duration_ms: int | None
-    error: str | None
+    # The log omits what an attempt did not have: no status without an answer, no error on success.
+    status: int | None = None
+    duration_ms: int | None = None
+    error: str | None = None
 
 
 class AttemptList(BaseModel):
