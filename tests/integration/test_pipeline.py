@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from typing import Any
 from urllib.parse import parse_qs
 
+import boto3
 import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
@@ -187,3 +189,39 @@ def test_after_a_rotation_both_the_new_and_the_old_secret_verify_deliveries(
     verify({**hook, "secret": rotated["secret"]}, post)
     with pytest.raises(WebhookVerificationError):
         verify({**hook, "secret": "whsec_" + "A" * 43 + "="}, post)
+
+
+def test_a_hook_failing_for_days_is_disabled_with_a_metric_and_an_event(
+    local: LocalStack, receiver: Receiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events = boto3.client("events", region_name="us-east-1")
+    watcher = local.sqs.create_queue(QueueName=f"watch-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    watcher_arn = local.sqs.get_queue_attributes(QueueUrl=watcher, AttributeNames=["QueueArn"])["Attributes"]
+    events.put_rule(Name="hook-disabled", EventPattern=json.dumps({"detail-type": ["Hook Disabled"]}))
+    events.put_targets(Rule="hook-disabled", Targets=[{"Id": "q", "Arn": watcher_arn["QueueArn"]}])
+
+    account, token = local.token()
+    hook = active_hook(local, receiver, token)
+    days = int(local.stack.parameters["DisableAfterSeconds"]) / 86_400
+    local.table("HooksTable").update_item(
+        Key={"account": account, "id": hook["id"]},
+        UpdateExpression="SET failing_since = :t",
+        ExpressionAttributeValues={":t": int(time.time()) - 6 * 86_400},
+    )
+    receiver.status = 500
+    local.call("POST", "/events", token, {"events": sample_event("platform_events.json")["events"][:1]})
+    capsys.readouterr()
+    local.drain()
+
+    disabled = local.call("GET", f"/hooks/{hook['id']}", token).json()
+    assert disabled["status"] == "disabled"
+    assert disabled["disabled_reason"] == f"no successful delivery for {days:g} days"
+    [message] = local.sqs.receive_message(QueueUrl=watcher).get("Messages", [])
+    assert json.loads(message["Body"])["detail"] == {
+        "account": account,
+        "hook_id": hook["id"],
+        "url": hook["url"],
+        "reason": disabled["disabled_reason"],
+    }
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert any(m.get("HooksDisabled") == [1.0] or m.get("HooksDisabled") == 1.0 for m in emitted), emitted

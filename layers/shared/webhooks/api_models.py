@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
 from webhooks.encoding import Format
 from webhooks.events import EventType
@@ -20,6 +20,17 @@ Ref = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | Ann
 Description = Annotated[str, StringConstraints(max_length=1000)]
 RateLimit = Annotated[int, Field(ge=1, le=10_000, description="Deliveries per second the receiver accepts")]
 EventList = Annotated[list[EventType], Field(min_length=1, max_length=len(EventType))]
+
+
+class BatchOptions(BaseModel):
+    """Several events per POST, as a JSON array of `{"id", "event"}` objects (JSON hooks only)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_events: Annotated[int, Field(ge=2, le=100, description="Events per POST at most")]
+    max_wait_seconds: Annotated[
+        int, Field(ge=0, le=300, description="Wait at most this long to fill a batch")
+    ] = 10
 
 
 def _unique(events: list[EventType] | None) -> list[EventType] | None:
@@ -38,8 +49,16 @@ class HookCreate(BaseModel):
     format: Format = Format.FORM
     description: Description | None = None
     rate_limit: RateLimit | None = None
+    batch: BatchOptions | None = None
 
     _events_unique = field_validator("events")(_unique)
+
+    @field_validator("batch")
+    @classmethod
+    def _batching(cls, batch: BatchOptions | None, info: ValidationInfo) -> BatchOptions | None:
+        if batch is not None and info.data.get("format") is not Format.JSON:
+            raise ValueError("batching needs format json (a batch is a JSON array)")
+        return batch
 
 
 class HookUpdate(BaseModel):
@@ -52,6 +71,7 @@ class HookUpdate(BaseModel):
     format: Format | None = None
     description: Description | None = None
     rate_limit: RateLimit | None = None
+    batch: BatchOptions | None = Field(default=None, description="null turns batching off")
     status: Literal["active", "disabled"] | None = Field(
         default=None,
         description="`disabled` pauses deliveries; `active` resumes them (re-validating if needed)",
@@ -77,14 +97,21 @@ class HookView(BaseModel):
     status: HookStatus
     disabled_reason: str | None
     rate_limit: int | None
+    batch: BatchOptions | None
     verification: VerificationView
     created_at: int
     updated_at: int
 
     @classmethod
     def of(cls, hook: Hook) -> HookView:
+        batch = (
+            BatchOptions(max_events=hook.batch_max_events, max_wait_seconds=hook.batch_max_wait)
+            if hook.batch_max_events
+            else None
+        )
         return cls(
-            **hook.model_dump(include=set(cls.model_fields) - {"verification"}),
+            **hook.model_dump(include=set(cls.model_fields) - {"verification", "batch"}),
+            batch=batch,
             verification=VerificationView(
                 file_name=hook.verification_file,
                 contents=hook.verification_contents,

@@ -4,32 +4,46 @@ Per record: 2xx -> done. Any other answer, a timeout or a connection error -> tr
 the retry schedule's next delay (the record is hidden with ChangeMessageVisibility and reported
 failed, so SQS hands it back then). 410 Gone disables the hook. When the attempts are spent, the
 delivery goes to the dead-letter queue and into the delivery log as failed, replayable by API.
-All AWS writes of a batch are batched: one log write per 25 attempts, one visibility change per
-10 retries.
+
+Receivers are protected: a hook's rate limit is taken once per batch for all of its records; what
+it does not allow is sent back to the queue with a delay (a new message carrying its attempt
+count, so throttling never spends a retry). A batching hook's records are POSTed together, or
+held back the same way until the batch fills or its oldest record has waited long enough.
+
+All AWS writes of a batch are batched: one log write per 25 attempts, one visibility change or
+re-send per 10 records, one rate-limit update per hook.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 
-from webhooks import encoding, queues, safe_http, signing
+from webhooks import aws, encoding, queues, safe_http, signing
 from webhooks.delivery_log import Attempt, DeliveryLog
 from webhooks.delivery_message import DeliveryMessage
 from webhooks.hook_store import HookStore
 from webhooks.hooks import Hook, HookStatus
+from webhooks.rate_limit import RateLimiter
 from webhooks.retry import next_delay, retry_after
 from webhooks.settings import Settings
 
 logger = Logger(child=True)
+metrics = Metrics()
 
 USER_AGENT = "webhooks-delivery/1.0"
 ERROR_BODY_CHARS = 500
+# SQS delays a message at most 15 minutes; a longer hold is made of several.
+MAX_RESEND_DELAY = 900
 
 
 @dataclass(frozen=True)
@@ -65,17 +79,39 @@ def post(hook: Hook, delivery_id: str, payload: Any, policy: safe_http.OutboundP
 
 
 @dataclass
-class _Work:
+class _Item:
     record: queues.QueueRecord
     message: DeliveryMessage
+    attempt: int  # the number of the attempt this receive would make
+
+
+@dataclass
+class _Post:
+    """One POST: a single delivery, or several of a batching hook."""
+
     hook: Hook
-    attempt: int
+    items: list[_Item]
     sent: Sent | None = None
+
+    @property
+    def delivery_id(self) -> str:
+        if len(self.items) == 1:
+            return self.items[0].message.delivery_id
+        ids = "\n".join(sorted(i.message.delivery_id for i in self.items))
+        return "msg_batch_" + hashlib.sha256(ids.encode()).hexdigest()[:26]
+
+    @property
+    def payload(self) -> Any:
+        if self.hook.batch_max_events:
+            return [{"id": i.message.delivery_id, "event": i.message.payload} for i in self.items]
+        return self.items[0].message.payload
 
 
 @dataclass
 class _Settlement:
     retries: list[tuple[queues.QueueRecord, int]] = field(default_factory=list)
+    # Sent back as new messages with a delay: throttled or held for a batch; no attempt was made.
+    resends: list[tuple[_Item, int, str]] = field(default_factory=list)
     finals: list[tuple[queues.QueueRecord, DeliveryMessage, str]] = field(default_factory=list)
     attempts: list[Attempt] = field(default_factory=list)
     failed_records: set[str] = field(default_factory=set)
@@ -109,11 +145,18 @@ class HookLookup:
 
 class Deliverer:
     def __init__(
-        self, settings: Settings, store: HookStore | None = None, log: DeliveryLog | None = None
+        self,
+        settings: Settings,
+        store: HookStore | None = None,
+        log: DeliveryLog | None = None,
+        limiter: RateLimiter | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.store = store or HookStore(settings.hooks_table)
         self.log = log or DeliveryLog(settings.deliveries_table, settings.delivery_log_days)
+        self.limiter = limiter or RateLimiter(settings.rate_limits_table)
+        self.clock = clock
         self.hooks = HookLookup(self.store)
         self.policy = safe_http.OutboundPolicy(
             allow_http=settings.allow_http, allow_private=settings.allow_private
@@ -125,45 +168,77 @@ class Deliverer:
 
     def process(self, records: list[queues.QueueRecord]) -> dict[str, Any]:
         settle = _Settlement()
-        work: list[_Work] = []
-        parsed: list[tuple[queues.QueueRecord, DeliveryMessage]] = []
+        by_hook: dict[tuple[str, str], list[_Item]] = defaultdict(list)
+        parsed: list[_Item] = []
         for record in records:
             try:
-                parsed.append((record, DeliveryMessage.model_validate_json(record.body)))
+                message = DeliveryMessage.model_validate_json(record.body)
             except ValueError as exc:
                 logger.error(
                     "unreadable delivery message", extra={"message_id": record.message_id, "error": str(exc)}
                 )
                 settle.failed_records.add(record.message_id)
-        hooks = self.hooks.get_many((m.account, m.hook_id) for _, m in parsed)
+                continue
+            parsed.append(_Item(record, message, message.attempts + record.receive_count))
+        hooks = self.hooks.get_many((i.message.account, i.message.hook_id) for i in parsed)
 
-        for record, message in parsed:
-            hook = hooks[(message.account, message.hook_id)]
-            attempt = message.attempts + record.receive_count
-            log_keys = {"delivery_id": message.delivery_id, "hook_id": message.hook_id}
+        for item in parsed:
+            hook = hooks[(item.message.account, item.message.hook_id)]
             if hook is None:
                 # The customer deleted the hook: there is nobody to deliver to any more.
-                logger.info("hook gone; delivery dropped", extra=log_keys)
+                logger.info("hook gone; delivery dropped", extra={"delivery_id": item.message.delivery_id})
             elif hook.status is not HookStatus.ACTIVE:
-                settle.finals.append((record, message, f"hook is {hook.status.value}"))
-            elif attempt > self.max_attempts:
+                settle.finals.append((item.record, item.message, f"hook is {hook.status.value}"))
+            elif item.attempt > self.max_attempts:
                 # Received again after its last attempt (the settling of that attempt did not finish).
-                settle.finals.append((record, message, "attempts exhausted"))
+                settle.finals.append((item.record, item.message, "attempts exhausted"))
             else:
-                work.append(_Work(record, message, hook, attempt))
+                by_hook[(hook.account, hook.id)].append(item)
 
-        for item, sent in zip(work, self.pool.map(self._send, work), strict=True):
-            item.sent = sent
-            self._settle(item, settle)
-        self._apply(settle, work)
+        posts: list[_Post] = []
+        for key, items in by_hook.items():
+            hook = hooks[key]
+            assert hook is not None
+            posts += self._plan(hook, items, settle)
+
+        for planned, sent in zip(posts, self.pool.map(self._send, posts), strict=True):
+            planned.sent = sent
+            for item in planned.items:
+                self._settle(planned.hook, item, sent, settle)
+        self._apply(settle, posts)
         return queues.partial_response(settle.failed_records)
 
-    def _send(self, item: _Work) -> Sent:
-        return post(item.hook, item.message.delivery_id, item.message.payload, self.policy)
+    # -- planning: batching and rate limits ------------------------------------------------------
 
-    def _settle(self, item: _Work, settle: _Settlement) -> None:
-        sent, message = item.sent, item.message
-        assert sent is not None
+    def _plan(self, hook: Hook, items: list[_Item], settle: _Settlement) -> list[_Post]:
+        """The POSTs to make now for one hook; the rest is sent back with a delay."""
+        now = self.clock()
+        size = hook.batch_max_events or 1
+        if size > 1:
+            items.sort(key=lambda i: i.message.created_at)
+            oldest_wait = now - items[0].message.created_at
+            if len(items) < size and oldest_wait < hook.batch_max_wait:
+                # Not full and nobody has waited long enough: wait for more, together.
+                delay = max(1, round(hook.batch_max_wait - oldest_wait))
+                settle.resends += [(item, delay, "held") for item in items]
+                return []
+        units = [items[start : start + size] for start in range(0, len(items), size)]
+        if hook.rate_limit:
+            granted, next_window = self.limiter.take(hook.account, hook.id, hook.rate_limit, len(units))
+            for position, unit in enumerate(units[granted:]):
+                # Spread the backlog over the windows to come instead of all retrying next second.
+                delay = min(MAX_RESEND_DELAY, int(next_window + 0.999) + position // hook.rate_limit)
+                settle.resends += [(item, delay, "throttled") for item in unit]
+            units = units[:granted]
+        return [_Post(hook, unit) for unit in units]
+
+    def _send(self, planned: _Post) -> Sent:
+        return post(planned.hook, planned.delivery_id, planned.payload, self.policy)
+
+    # -- settling ----------------------------------------------------------------------------------
+
+    def _settle(self, hook: Hook, item: _Item, sent: Sent, settle: _Settlement) -> None:
+        message = item.message
         if sent.ok:
             outcome = "succeeded"
         elif sent.status == 410:
@@ -200,17 +275,18 @@ class Deliverer:
                 event_id=message.event_id,
                 type=message.type,
                 attempt=item.attempt,
-                at=time.time(),
+                at=self.clock(),
                 outcome=outcome,
                 status=sent.status,
                 duration_ms=sent.duration_ms,
-                error=sent.error if sent.ok else _describe(sent),
+                error=None if sent.ok else _describe(sent),
             )
         )
 
-    def _apply(self, settle: _Settlement, work: list[_Work]) -> None:
+    def _apply(self, settle: _Settlement, posts: list[_Post]) -> None:
         self.log.write_attempts(settle.attempts)
         queues.change_visibility(self.settings.delivery_queue_url, settle.retries)
+        self._resend(settle)
         if settle.finals:
             dead = [
                 queues.Outgoing(
@@ -224,16 +300,45 @@ class Deliverer:
             )
             # Not parked yet: the record comes back and is settled again, never lost.
             settle.failed_records |= not_sent
-        self._track_hooks(work)
+        self._track_hooks(posts)
+        outcomes: dict[str, int] = defaultdict(int)
+        for attempt in settle.attempts:
+            outcomes[attempt.outcome] += 1
+        for item in settle.resends:
+            outcomes[item[2]] += 1
+        for name, count in outcomes.items():
+            metrics.add_metric(name=f"Deliveries{name.capitalize()}", unit=MetricUnit.Count, value=count)
 
-    def _track_hooks(self, work: list[_Work]) -> None:
-        now = int(time.time())
-        by_hook: dict[tuple[str, str], list[_Work]] = {}
-        for item in work:
-            by_hook.setdefault((item.hook.account, item.hook.id), []).append(item)
-        for items in by_hook.values():
-            hook = items[0].hook
-            sent = [i.sent for i in items if i.sent is not None]
+    def _resend(self, settle: _Settlement) -> None:
+        """Sends delayed copies of the records that were not attempted; acks the originals."""
+        if not settle.resends:
+            return
+        by_id = {item.record.message_id: (item, delay) for item, delay, _ in settle.resends}
+        outgoing = [
+            queues.Outgoing(
+                id=item.record.message_id,
+                # This receive made no attempt: the copy carries the attempts made so far.
+                body=item.message.model_copy(update={"attempts": item.attempt - 1}).to_body(),
+                group=item.message.account,
+                delay_seconds=delay,
+            )
+            for item, delay in by_id.values()
+        ]
+        not_sent = queues.send(self.settings.delivery_queue_url, outgoing)
+        # Could not re-send: keep the original, hidden for the delay (this costs it a receive).
+        queues.change_visibility(
+            self.settings.delivery_queue_url, [(by_id[m][0].record, by_id[m][1]) for m in not_sent]
+        )
+        settle.failed_records |= set(not_sent)
+
+    def _track_hooks(self, posts: list[_Post]) -> None:
+        now = int(self.clock())
+        by_hook: dict[tuple[str, str], list[_Post]] = defaultdict(list)
+        for planned in posts:
+            by_hook[(planned.hook.account, planned.hook.id)].append(planned)
+        for planned_posts in by_hook.values():
+            hook = planned_posts[0].hook
+            sent = [p.sent for p in planned_posts if p.sent is not None]
             if any(s.status == 410 for s in sent):
                 self._disable(hook, "receiver answered 410 Gone")
             elif any(s.ok for s in sent):
@@ -250,13 +355,29 @@ class Deliverer:
                 self._disable(hook, f"no successful delivery for {days:g} days")
 
     def _disable(self, hook: Hook, reason: str) -> None:
-        if self.store.set_status(hook.account, hook.id, HookStatus.DISABLED, reason=reason):
-            logger.warning(
-                "hook disabled", extra={"hook_id": hook.id, "account": hook.account, "reason": reason}
-            )
         self.hooks.remember(
             hook.model_copy(update={"status": HookStatus.DISABLED, "disabled_reason": reason})
         )
+        if not self.store.set_status(hook.account, hook.id, HookStatus.DISABLED, reason=reason):
+            return
+        logger.warning("hook disabled", extra={"hook_id": hook.id, "account": hook.account, "reason": reason})
+        metrics.add_metric(name="HooksDisabled", unit=MetricUnit.Count, value=1)
+        try:
+            aws.client("events").put_events(
+                Entries=[
+                    {
+                        "Source": "webhooks",
+                        "DetailType": "Hook Disabled",
+                        "Detail": json.dumps(
+                            {"account": hook.account, "hook_id": hook.id, "url": hook.url, "reason": reason}
+                        ),
+                        "EventBusName": self.settings.event_bus_name,
+                    }
+                ]
+            )
+        except Exception:
+            # The hook is disabled either way; the event is a courtesy to whoever listens.
+            logger.exception("could not publish the Hook Disabled event", extra={"hook_id": hook.id})
 
 
 def _describe(sent: Sent) -> str:

@@ -36,6 +36,10 @@ class Hook(BaseModel):
     disabled_reason: str | None = None
     # Deliveries per second the receiver accepts; None means unlimited.
     rate_limit: int | None = None
+    # Batching (JSON hooks only): up to this many events per POST, waiting at most batch_max_wait
+    # seconds for a batch to fill. None means one event per POST.
+    batch_max_events: int | None = None
+    batch_max_wait: int = 0
 
     secret: str
     # The secret a rotation replaced keeps signing beside the new one until it expires.

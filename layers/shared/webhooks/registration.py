@@ -16,7 +16,7 @@ from boto3.dynamodb.conditions import Attr
 
 from webhooks import aws, ids, safe_http, signing, verification
 from webhooks.api_models import HookCreate, HookUpdate
-from webhooks.errors import Conflict, Unavailable
+from webhooks.errors import Conflict, InvalidInput, Unavailable
 from webhooks.hook_store import HookStore
 from webhooks.hooks import Hook, HookStatus
 from webhooks.settings import Settings
@@ -84,6 +84,8 @@ class Registry:
             format=request.format,
             description=request.description,
             rate_limit=request.rate_limit,
+            batch_max_events=request.batch.max_events if request.batch else None,
+            batch_max_wait=request.batch.max_wait_seconds if request.batch else 0,
             secret=signing.new_secret(),
             verification_file=file.file_name,
             verification_contents=file.contents,
@@ -125,7 +127,16 @@ class Registry:
 
     def update(self, account: str, hook_id: str, request: HookUpdate) -> Hook:
         hook = self.store.get(account, hook_id)
-        changes: dict[str, Any] = request.model_dump(exclude_unset=True, exclude={"status"})
+        changes: dict[str, Any] = request.model_dump(exclude_unset=True, exclude={"status", "batch"})
+        if "batch" in request.model_fields_set:
+            batch = request.batch
+            changes["batch_max_events"] = batch.max_events if batch else None
+            changes["batch_max_wait"] = batch.max_wait_seconds if batch else 0
+        if (
+            changes.get("batch_max_events", hook.batch_max_events)
+            and changes.get("format", hook.format) != "json"
+        ):
+            raise InvalidInput("batching needs format json (a batch is a JSON array)", field="batch")
         for ref in ("database", "collection"):
             if changes.get(ref) is not None:
                 changes[ref] = str(changes[ref])

@@ -38,6 +38,8 @@ class Settings(BaseModel):
     hooks_table: str = Field(alias="HOOKS_TABLE")
     tokens_table: str = Field(default="", alias="TOKENS_TABLE")
     deliveries_table: str = Field(alias="DELIVERIES_TABLE")
+    rate_limits_table: str = Field(default="", alias="RATE_LIMITS_TABLE")
+    event_bus_name: str = Field(default="default", alias="EVENT_BUS_NAME")
     ingest_queue_url: str = Field(alias="INGEST_QUEUE_URL")
     delivery_queue_url: str = Field(alias="DELIVERY_QUEUE_URL")
     delivery_dlq_url: str = Field(alias="DELIVERY_DLQ_URL")

@@ -1,0 +1,40 @@
+"""webhooks.ids: random ids are unguessable, delivery ids are the same on every fan-out of an event."""
+
+from __future__ import annotations
+
+import re
+
+from webhooks.ids import delivery_id, new_id
+
+
+def test_delivery_id_is_the_same_for_the_same_event_and_hook() -> None:
+    assert delivery_id("evt_1", "hook_1") == delivery_id("evt_1", "hook_1")
+
+
+def test_delivery_id_differs_across_hooks() -> None:
+    assert delivery_id("evt_1", "hook_1") != delivery_id("evt_1", "hook_2")
+
+
+def test_delivery_id_differs_across_events() -> None:
+    assert delivery_id("evt_1", "hook_1") != delivery_id("evt_2", "hook_1")
+
+
+def test_delivery_id_does_not_confuse_where_event_and_hook_ids_split() -> None:
+    assert delivery_id("evt_1", "2hook") != delivery_id("evt_12", "hook")
+
+
+def test_delivery_id_is_msg_and_26_base32_letters() -> None:
+    assert re.fullmatch(r"msg_[a-z2-7]{26}", delivery_id("evt_1", "hook_1"))
+
+
+def test_new_id_is_the_prefix_and_128_bits_in_base32() -> None:
+    # 26 base32 letters carry 130 bits, the last two always zero: 128 bits of randomness.
+    assert re.fullmatch(r"hook_[a-z2-7]{26}", new_id("hook"))
+
+
+def test_new_id_with_more_bytes_is_longer() -> None:
+    assert re.fullmatch(r"evt_[a-z2-7]{52}", new_id("evt", nbytes=32))
+
+
+def test_new_ids_differ() -> None:
+    assert len({new_id("hook") for _ in range(1000)}) == 1000
