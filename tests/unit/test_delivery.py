@@ -152,11 +152,6 @@ def test_post_to_a_forbidden_url_sends_nothing(receiver: Receiver, make_hook: Ma
     assert receiver.posts == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (retry.retry_after): 'Retry-After: \\xb2' arrives as '²', isdigit() is true, int() raises "
-    "ValueError, and post() raises instead of returning a Sent; the whole batch's process() fails with it",
-)
 def test_post_answered_429_with_a_superscript_retry_after_is_a_failure(
     receiver: Receiver, make_hook: MakeHook
 ) -> None:
@@ -166,11 +161,6 @@ def test_post_answered_429_with_a_superscript_retry_after_is_a_failure(
     assert (sent.status, sent.retry_after) == (429, None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (safe_http._read_body): with `Connection: close` http.client closes the socket after the "
-    "headers, sock.settimeout() raises EBADF, and a 200 becomes 'connection failed: Bad file descriptor'",
-)
 def test_post_to_a_receiver_that_closes_the_connection_succeeds(
     receiver: Receiver, make_hook: MakeHook
 ) -> None:

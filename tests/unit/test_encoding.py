@@ -42,11 +42,6 @@ def test_form_encodes_a_list_inside_a_dict() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: list items that are dicts are encoded with `[]` per key (a[][sku]=a&a[][qty]=1), which PHP "
-    "parses as two elements; http_build_query numbers them (a[0][sku]=a&a[0][qty]=1)",
-)
 def test_form_keeps_the_keys_of_a_dict_inside_a_list_in_one_element() -> None:
     body = encode_form({"parameters": {"items": [{"sku": "a", "qty": 1}]}})
     assert body == b"parameters%5Bitems%5D%5B0%5D%5Bsku%5D=a&parameters%5Bitems%5D%5B0%5D%5Bqty%5D=1"

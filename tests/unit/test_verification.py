@@ -220,11 +220,6 @@ def test_check_stops_following_redirects_after_three(server: _Server) -> None:
     assert len(server.gets) == 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG in safe_http._read_body: a response with `Connection: close` makes http.client close the "
-    "socket, then sock.settimeout() raises EBADF: 'connection failed: Bad file descriptor'",
-)
 def test_check_finds_a_file_served_with_connection_close(server: _Server) -> None:
     server.serve(f"/{NAME}", b"the-contents", Connection="close")
     assert check(f"{server.url}/script.php", FILE, LOOPBACK) == (Outcome.VALID, f"{server.url}/{NAME}")

@@ -26,8 +26,9 @@ def _pairs(key: str, value: Any, out: list[tuple[str, str]]) -> None:
         for name, item in value.items():
             _pairs(f"{key}[{name}]", item, out)
     elif isinstance(value, list | tuple):
-        for item in value:
-            _pairs(f"{key}[]", item, out)
+        for index, item in enumerate(value):
+            # tags[]=a for scalars; a nested array needs its index to stay one element (a[0][b]=v).
+            _pairs(f"{key}[{index}]" if isinstance(item, Mapping | list | tuple) else f"{key}[]", item, out)
     elif value is None:
         out.append((key, ""))
     elif isinstance(value, bool):

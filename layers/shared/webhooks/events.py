@@ -16,6 +16,8 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, TypeAdapter, model_validator
 
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
+# Unix seconds an event's `time` may take (1970 up to the year 3000); `timestamp` is held to the same.
+MAX_TIME = 32_503_680_000
 
 
 class EventType(StrEnum):
@@ -48,7 +50,7 @@ class _Event(BaseModel):
     POSTED: ClassVar[tuple[str, ...]]
 
     timestamp: Timestamp | None = None
-    time: Annotated[StrictInt, Field(ge=0, le=32_503_680_000)] | None = None
+    time: Annotated[StrictInt, Field(ge=0, le=MAX_TIME)] | None = None
 
     @model_validator(mode="after")
     def _fill_times(self) -> _Event:
@@ -64,6 +66,8 @@ class _Event(BaseModel):
                 moment = datetime.strptime(self.timestamp, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
             except ValueError as exc:
                 raise ValueError(f"timestamp is not a valid date and time: {exc}") from None
+            if not 0 <= moment.timestamp() <= MAX_TIME:
+                raise ValueError("timestamp must lie between 1970-01-01 00:00:00 and 3000-01-01 00:00:00")
         object.__setattr__(self, "timestamp", moment.strftime(TIMESTAMP_FORMAT))
         object.__setattr__(self, "time", int(moment.timestamp()))
         return self

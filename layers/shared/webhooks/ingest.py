@@ -40,7 +40,7 @@ def validate_events(raw_events: Sequence[dict[str, Any]]) -> list[PlatformEvent]
     events = []
     problems: list[tuple[str, str]] = []
     for index, raw in enumerate(raw_events):
-        size = len(json.dumps(raw, separators=(",", ":")).encode())
+        size = len(json.dumps(raw, separators=(",", ":"), ensure_ascii=False).encode())
         if size > MAX_EVENT_BYTES:
             raise PayloadTooLarge(
                 f"event is {size} bytes; at most {MAX_EVENT_BYTES}", field=f"events[{index}]"
@@ -52,6 +52,8 @@ def validate_events(raw_events: Sequence[dict[str, Any]]) -> list[PlatformEvent]
                 loc = list(error["loc"])
                 if loc and loc[0] == raw.get("type"):
                     loc = loc[1:]
+                elif not loc and error["type"].startswith("union_tag"):
+                    loc = ["type"]  # the discriminator itself is missing or unknown
                 problems.append((_field_path(f"events[{index}]", loc), error["msg"]))
     if problems:
         raise InvalidInput.of_fields(problems)

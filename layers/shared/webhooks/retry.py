@@ -17,7 +17,7 @@ def retry_after(headers: Mapping[str, str], now: float) -> int | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return min(int(value), MAX_DELAY)
     try:
         moment = parsedate_to_datetime(value).timestamp()

@@ -656,7 +656,10 @@ def _read_body(
     body = bytearray()
     while len(body) < policy.max_body:
         # read1 makes at most one read on the socket, so this timeout bounds it by the deadline.
-        sock.settimeout(_remaining(deadline, policy))
+        # A `Connection: close` response has http.client close its socket object (the response's
+        # file keeps the descriptor): then the timeout set before the request still bounds the read.
+        with contextlib.suppress(OSError):
+            sock.settimeout(_remaining(deadline, policy))
         chunk = resp.read1(min(_READ_CHUNK, policy.max_body - len(body)), decode_content=False)
         if not chunk:
             return bytes(body), True
