@@ -39,6 +39,7 @@ class Gateway:
         self.names = {logical_id: f.name for logical_id, f in functions.items()}
         self.authorizer = stack.authorizer_function()
         self.routes = [(route, _pattern(route.path)) for route in stack.api_routes()]
+        self.responses = _gateway_responses(stack)
 
     def _match(self, method: str, path: str) -> tuple[ApiRoute | None, dict[str, str], bool]:
         path_known = False
@@ -82,7 +83,9 @@ class Gateway:
         if route.authorized:
             authorizer = self._authorize(headers, method, path)
             if authorizer is None:
-                return _json_error(401, "unauthorized", "send Authorization: Bearer <token>")
+                return self.responses.get("UNAUTHORIZED") or _json_error(
+                    401, "unauthorized", "send Authorization: Bearer <token>"
+                )
         text_body: str | None
         try:
             text_body, is_base64 = (body.decode(), False) if body else (None, False)
@@ -124,6 +127,18 @@ class Gateway:
         raw = result.get("body") or ""
         data = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode()
         return Answer(int(result.get("statusCode", 200)), out_headers, data)
+
+
+def _gateway_responses(stack: Stack) -> dict[str, Answer]:
+    """The API's static GatewayResponses (those whose JSON template uses no $context variable)."""
+    answers: dict[str, Answer] = {}
+    for props in stack.of_type("AWS::Serverless::Api").values():
+        for kind, response in props.get("GatewayResponses", {}).items():
+            body = response.get("ResponseTemplates", {}).get("application/json")
+            if "StatusCode" in response and body and "$context" not in body:
+                status = int(stack.resolve(response["StatusCode"]))
+                answers[kind] = Answer(status, {"Content-Type": "application/json"}, body.encode())
+    return answers
 
 
 def _json_error(status: int, code: str, message: str) -> Answer:

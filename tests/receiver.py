@@ -3,6 +3,8 @@ answers with whatever status the test sets."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,11 +30,16 @@ class Receiver:
     gets: list[str] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # 0 picks a free port at the first start(); later starts reuse it, so a receiver can go down
+    # and come back at the same URL.
+    port: int = 0
+    # Open keep-alive connections: stop() cuts them, or pooled clients would still be answered.
+    connections: set[socket.socket] = field(default_factory=set)
 
     @property
     def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        assert self.port, "start() the receiver first"
+        return f"http://127.0.0.1:{self.port}"
 
     def wait_for_posts(self, count: int, timeout: float = 10.0) -> list[Received]:
         deadline = time.monotonic() + timeout
@@ -52,6 +59,16 @@ class Receiver:
 
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def setup(self) -> None:
+                super().setup()
+                with receiver.lock:
+                    receiver.connections.add(self.connection)
+
+            def finish(self) -> None:
+                with receiver.lock:
+                    receiver.connections.discard(self.connection)
+                super().finish()
 
             def _answer(self, status: int, body: bytes) -> None:
                 self.send_response(status)
@@ -81,8 +98,9 @@ class Receiver:
                     )
                 self._answer(receiver.status, b"ok" if receiver.status < 300 else b"nope")
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 
@@ -90,3 +108,9 @@ class Receiver:
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
+            self.server = None
+        with self.lock:
+            open_connections, self.connections = list(self.connections), set()
+        for connection in open_connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)

@@ -35,9 +35,9 @@ def test_a_file_already_in_the_script_directory_validates_at_the_first_check(
 def test_a_file_at_the_web_root_validates_after_waits(local: LocalStack, receiver: Receiver) -> None:
     _, token = local.token()
     hook = create(local, receiver, token)
-    # Published only after the machine has looked (and missed) at least once.
+    # Published only after the first check has looked in both places (and missed).
     deadline = time.monotonic() + 5
-    while f"/dir/{hook['verification']['file_name']}" not in receiver.gets and time.monotonic() < deadline:
+    while f"/{hook['verification']['file_name']}" not in receiver.gets and time.monotonic() < deadline:
         time.sleep(0.01)
     publish_verification_file(receiver, hook, where=1)
     active = local.wait_for_status(token, hook["id"], "active")
