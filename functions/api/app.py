@@ -13,7 +13,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -162,7 +162,8 @@ def list_deliveries(
 
 
 @app.post("/hooks/<hook_id>/replay", responses={202: {"description": "Queued again"}, **ERRORS})
-def replay(hook_id: HookId, window: ReplayIn) -> Response[ReplayResult]:
+def replay(hook_id: HookId, window: Annotated[ReplayIn | None, Body()] = None) -> Response[ReplayResult]:
+    window = window or ReplayIn()
     result = service.replay(account(), hook_id, since=window.since, until=window.until)
     return Response(202, content_types.APPLICATION_JSON, result)
 
