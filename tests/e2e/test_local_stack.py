@@ -121,15 +121,6 @@ def stack(tmp_path: Path) -> Iterator[DevStack]:
         print(stack.output()[-20_000:])  # shown by pytest when the test failed
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    try:
-        yield r
-    finally:
-        r.stop()
-
-
 # -- what a receiver must get ---------------------------------------------------------------------
 
 

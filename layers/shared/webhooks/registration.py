@@ -58,6 +58,16 @@ class Registry:
             logger.exception("validation did not start", extra={"hook_id": hook.id})
             raise Unavailable("could not start the URL validation; nothing was changed, try again") from exc
 
+    def _save_and_validate(self, hook: Hook, changes: dict[str, Any]) -> Hook:
+        """Saves the change, then starts its validation; undoes the change when the start fails."""
+        updated = self.store.save(hook.model_copy(update=changes))
+        try:
+            self._start_validation(updated)
+        except Unavailable:
+            self.store.save(hook.model_copy(update={"version": updated.version}))
+            raise
+        return updated
+
     def _new_validation(self, hook: Hook) -> dict[str, Any]:
         file = verification.new_file(self.settings.verification_prefix)
         return {
@@ -154,14 +164,8 @@ class Registry:
                 revalidate = True
         if revalidate:
             changes.update(self._new_validation(hook))
-        updated = self.store.save(hook.model_copy(update=changes))
-        if revalidate:
-            try:
-                self._start_validation(updated)
-            except Unavailable:
-                self.store.save(hook.model_copy(update={"version": updated.version}))
-                raise
-        return updated
+            return self._save_and_validate(hook, changes)
+        return self.store.save(hook.model_copy(update=changes))
 
     def delete(self, account: str, hook_id: str) -> None:
         self.store.delete(account, hook_id)
@@ -172,18 +176,12 @@ class Registry:
         if hook.status is HookStatus.ACTIVE:
             raise Conflict("the hook is already validated", field="id")
         # The file the customer already published stays valid: only the validation id changes.
-        update: dict[str, Any] = {
+        changes = {
             "status": HookStatus.PENDING_VALIDATION,
             "validation_id": ids.new_id("val"),
             "disabled_reason": None,
         }
-        updated = self.store.save(hook.model_copy(update=update))
-        try:
-            self._start_validation(updated)
-        except Unavailable:
-            self.store.save(hook.model_copy(update={"version": updated.version}))
-            raise
-        return updated
+        return self._save_and_validate(hook, changes)
 
     def rotate_secret(self, account: str, hook_id: str) -> Hook:
         hook = self.store.get(account, hook_id)
