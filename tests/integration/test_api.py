@@ -245,3 +245,30 @@ def test_the_committed_openapi_document_is_the_one_the_api_serves(local: LocalSt
     committed = json.loads((ROOT / "docs" / "openapi.json").read_text())
     assert served == committed, "run `make openapi` and commit docs/openapi.json"
     validate(committed)
+
+
+def test_when_validation_cannot_start_nothing_is_written_and_the_answer_is_503(
+    local: LocalStack, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from webhooks import aws
+
+    _, token = local.token()
+    hook = local.call("POST", "/hooks", token, hook_body(receiver)).json()
+    before = local.call("GET", f"/hooks/{hook['id']}", token).json()
+
+    def unavailable(**kwargs: Any) -> None:
+        raise RuntimeError("Step Functions is down")
+
+    monkeypatch.setattr(aws.client("stepfunctions"), "start_execution", unavailable)
+    created = local.call("POST", "/hooks", token, hook_body(receiver, description="second"))
+    assert created.status == 503
+    assert created.json()["error"]["code"] == "unavailable"
+    moved = local.call("PATCH", f"/hooks/{hook['id']}", token, {"url": f"{receiver.url}/moved"})
+    assert moved.status == 503
+    restarted = local.call("POST", f"/hooks/{hook['id']}/validate", token)
+    assert restarted.status == 503
+    assert [h["id"] for h in local.call("GET", "/hooks", token).json()["hooks"]] == [hook["id"]]
+    after = local.call("GET", f"/hooks/{hook['id']}", token).json()
+    assert {k: v for k, v in after.items() if k != "updated_at"} == {
+        k: v for k, v in before.items() if k != "updated_at"
+    }
