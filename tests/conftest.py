@@ -159,8 +159,9 @@ class LocalStack:
                     self.sfn.stop_execution(executionArn=execution["executionArn"])
 
 
-@pytest.fixture
-def local() -> Iterator[LocalStack]:
+@contextlib.contextmanager
+def local_stack() -> Iterator[LocalStack]:
+    """The template's stack on moto, for as long as the block runs (fixtures of any scope use it)."""
     with mock_aws(config=MOTO_CONFIG):
         from webhooks import aws, settings
 
@@ -179,6 +180,12 @@ def local() -> Iterator[LocalStack]:
         finally:
             local.stop_executions()
             aws.reset()
+
+
+@pytest.fixture
+def local() -> Iterator[LocalStack]:
+    with local_stack() as stack:
+        yield stack
 
 
 @pytest.fixture

@@ -24,6 +24,8 @@ class Received:
 class Receiver:
     files: dict[str, str] = field(default_factory=dict)  # path -> contents served on GET
     status: int = 200
+    # (status, body) for the next POSTs, one each, in order; then `status` applies again.
+    replies: list[tuple[int, bytes]] = field(default_factory=list)
     extra_headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     posts: list[Received] = field(default_factory=list)
@@ -96,7 +98,9 @@ class Receiver:
                             self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time()
                         )
                     )
-                self._answer(receiver.status, b"ok" if receiver.status < 300 else b"nope")
+                    reply = receiver.replies.pop(0) if receiver.replies else None
+                status, answer = reply or (receiver.status, b"ok" if receiver.status < 300 else b"nope")
+                self._answer(status, answer)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.server.daemon_threads = True

@@ -6,6 +6,7 @@ become HTTP answers here and only here.
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Annotated, Any
 
@@ -34,7 +35,7 @@ from webhooks.api_models import (
     TestResult,
 )
 from webhooks.errors import WebhooksError
-from webhooks.events import EventType
+from webhooks.event_types import EventType
 from webhooks.management import Management
 from webhooks.settings import get_settings
 
@@ -56,6 +57,11 @@ ERRORS: dict[int, Any] = {
         503: "A dependency failed; nothing was changed",
     }.items()
 }
+OK: dict[int, Any] = {200: {"description": "OK"}, **ERRORS}
+UNAUTHORIZED: dict[str, Any] = {
+    "description": "Missing or unknown bearer token (answered by API Gateway's authorizer)",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+}
 
 
 def _error_body(code: str, message: str, fields: list[tuple[str, str]] | None = None) -> str:
@@ -67,6 +73,11 @@ def _error(
     status: int, code: str, message: str, fields: list[tuple[str, str]] | None = None
 ) -> Response[Any]:
     return Response(status, content_types.APPLICATION_JSON, _error_body(code, message, fields))
+
+
+@app.not_found
+def _no_route(exc: Exception) -> Response[Any]:
+    return _error(404, "not_found", f"no route {app.current_event.http_method} {app.current_event.path}")
 
 
 @app.exception_handler(WebhooksError)
@@ -100,7 +111,7 @@ def create_hook(hook: HookCreate) -> Response[HookCreated]:
     return Response(201, content_types.APPLICATION_JSON, HookCreated.of_secret(created))
 
 
-@app.get("/hooks", responses=ERRORS)
+@app.get("/hooks", responses=OK)
 def list_hooks(
     database: Ref = None,
     collection: Ref = None,
@@ -114,12 +125,12 @@ def list_hooks(
     return HookList(hooks=[HookView.of(h) for h in hooks], next_cursor=next_cursor)
 
 
-@app.get("/hooks/<hook_id>", responses=ERRORS)
+@app.get("/hooks/<hook_id>", responses=OK)
 def get_hook(hook_id: HookId) -> HookView:
     return HookView.of(service.registry.get(account(), hook_id))
 
 
-@app.patch("/hooks/<hook_id>", responses=ERRORS)
+@app.patch("/hooks/<hook_id>", responses=OK)
 def update_hook(hook_id: HookId, changes: HookUpdate) -> HookView:
     return HookView.of(service.registry.update(account(), hook_id, changes))
 
@@ -136,23 +147,23 @@ def validate_hook(hook_id: HookId) -> Response[HookView]:
     return Response(202, content_types.APPLICATION_JSON, HookView.of(hook))
 
 
-@app.get("/hooks/<hook_id>/secret", responses=ERRORS)
+@app.get("/hooks/<hook_id>/secret", responses=OK)
 def get_secret(hook_id: HookId) -> SecretView:
     return service.secret(account(), hook_id)
 
 
-@app.post("/hooks/<hook_id>/secret/rotate", responses=ERRORS)
+@app.post("/hooks/<hook_id>/secret/rotate", responses=OK)
 def rotate_secret(hook_id: HookId) -> SecretView:
     hook = service.registry.rotate_secret(account(), hook_id)
     return SecretView(secret=hook.secret, previous_secret_expires_at=hook.previous_secret_expires_at)
 
 
-@app.post("/hooks/<hook_id>/test", responses=ERRORS)
+@app.post("/hooks/<hook_id>/test", responses=OK)
 def test_hook(hook_id: HookId, test: TestIn) -> TestResult:
     return service.test(account(), hook_id, test.data)
 
 
-@app.get("/hooks/<hook_id>/deliveries", responses=ERRORS)
+@app.get("/hooks/<hook_id>/deliveries", responses=OK)
 def list_deliveries(
     hook_id: HookId,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
@@ -182,20 +193,44 @@ def openapi() -> Response[str]:
 
 
 def openapi_document() -> str:
-    return app.get_openapi_json_schema(
-        title="Webhooks",
-        version="1.0.0",
-        description="Register URLs for mail and profile events; events are POSTed to them, signed.",
-        security_schemes={"bearer": HTTPBearer()},
-        security=[{"bearer": []}],
+    document = json.loads(
+        app.get_openapi_json_schema(
+            title="Webhooks",
+            version="1.0.0",
+            description="Register URLs for mail and profile events; events are POSTed to them, signed.",
+            security_schemes={"bearer": HTTPBearer()},
+            security=[{"bearer": []}],
+        )
     )
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            responses = operation["responses"]
+            # What the resolver cannot know: a 204 has no body, and the authorizer answers 401 first.
+            if "204" in responses:
+                responses["204"].pop("content", None)
+            responses["401"] = UNAUTHORIZED
+    return json.dumps(document)
+
+
+def _error_answer(status: int, code: str, message: str, fields: list[tuple[str, str]]) -> dict[str, Any]:
+    """An error as a Lambda proxy answer, for what is refused before the resolver runs."""
+    body = _error_body(code, message, fields)
+    return {"statusCode": status, "headers": {"Content-Type": content_types.APPLICATION_JSON}, "body": body}
 
 
 @logger.inject_lambda_context(
     correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False, clear_state=True
 )
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    # Checked before the resolver: its body validation would otherwise answer 422 for a form body.
+    # Checked before the resolver: its body validation would otherwise answer 422 for a form body,
+    # and a body that is not UTF-8 would fail it outright.
+    if event.get("isBase64Encoded") and event.get("body"):
+        try:
+            base64.b64decode(event["body"]).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return _error_answer(
+                400, "malformed", "the body is not UTF-8 JSON", [("body", "not valid UTF-8")]
+            )
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     content_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
     if (
@@ -203,7 +238,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         and event.get("body")
         and content_type != "application/json"
     ):
-        body = _error_body("unsupported_media_type", "send the body as application/json",
-                           [("content-type", "must be application/json")])  # fmt: skip
-        return {"statusCode": 415, "headers": {"Content-Type": content_types.APPLICATION_JSON}, "body": body}
+        return _error_answer(
+            415, "unsupported_media_type", "send the body as application/json",
+            [("content-type", "must be application/json")],
+        )  # fmt: skip
     return app.resolve(event, context)

@@ -272,3 +272,34 @@ def test_when_validation_cannot_start_nothing_is_written_and_the_answer_is_503(
     assert {k: v for k, v in after.items() if k != "updated_at"} == {
         k: v for k, v in before.items() if k != "updated_at"
     }
+
+
+@pytest.mark.parametrize("field", ["url", "events", "format", "status"])
+def test_patch_refuses_null_for_fields_a_hook_cannot_lack(
+    local: LocalStack, receiver: Receiver, field: str
+) -> None:
+    _, token = local.token()
+    hook = local.call("POST", "/hooks", token, hook_body(receiver)).json()
+    answer = local.call("PATCH", f"/hooks/{hook['id']}", token, {field: None})
+    assert answer.status == 422
+    assert [f["field"] for f in answer.json()["error"]["fields"]] == [field]
+    assert local.call("GET", f"/hooks/{hook['id']}", token).json()["updated_at"] == hook["updated_at"]
+    assert local.call("GET", "/hooks", token).status == 200
+
+
+def test_patch_null_clears_the_optional_fields(local: LocalStack, receiver: Receiver) -> None:
+    _, token = local.token()
+    hook = local.call(
+        "POST", "/hooks", token, hook_body(receiver, database=3, description="d", rate_limit=5)
+    ).json()
+    cleared = local.call(
+        "PATCH", f"/hooks/{hook['id']}", token, {"database": None, "description": None, "rate_limit": None}
+    ).json()
+    assert (cleared["database"], cleared["description"], cleared["rate_limit"]) == (None, None, None)
+
+
+def test_a_body_that_is_not_utf8_is_400(local: LocalStack) -> None:
+    _, token = local.token()
+    answer = local.call("POST", "/hooks", token, raw=b'{"url": "\xff"}')
+    assert answer.status == 400
+    assert answer.json()["error"]["code"] == "malformed"

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
 from webhooks.encoding import Format
-from webhooks.events import EventType
+from webhooks.event_types import EventType
 from webhooks.hooks import Hook, HookStatus
 from webhooks.verification import locations
 
@@ -19,7 +19,9 @@ Url = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_
 Ref = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | Annotated[int, Field(ge=0)]
 Description = Annotated[str, StringConstraints(max_length=1000)]
 RateLimit = Annotated[int, Field(ge=1, le=10_000, description="Deliveries per second the receiver accepts")]
-EventList = Annotated[list[EventType], Field(min_length=1, max_length=len(EventType))]
+EventList = Annotated[
+    list[EventType], Field(min_length=1, max_length=len(EventType), json_schema_extra={"uniqueItems": True})
+]
 
 
 class BatchOptions(BaseModel):
@@ -62,18 +64,22 @@ class HookCreate(BaseModel):
 
 
 class HookUpdate(BaseModel):
+    """Only the fields sent change. `null` clears what may be absent (database, collection, description,
+    rate_limit, batch); url, events, format and status cannot be null."""
+
     model_config = ConfigDict(extra="forbid")
 
-    url: Url | None = None
-    events: EventList | None = None
+    # Defaults of None without None in the type: leaving a field out keeps it, sending null is refused.
+    url: Url = None  # type: ignore[assignment]
+    events: EventList = None  # type: ignore[assignment]
     database: Ref | None = None
     collection: Ref | None = None
-    format: Format | None = None
+    format: Format = None  # type: ignore[assignment]
     description: Description | None = None
     rate_limit: RateLimit | None = None
     batch: BatchOptions | None = Field(default=None, description="null turns batching off")
-    status: Literal["active", "disabled"] | None = Field(
-        default=None,
+    status: Literal["active", "disabled"] = Field(
+        default=None,  # type: ignore[arg-type]
         description="`disabled` pauses deliveries; `active` resumes them (re-validating if needed)",
     )
 

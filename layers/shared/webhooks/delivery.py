@@ -31,6 +31,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from webhooks import aws, encoding, queues, safe_http, signing
 from webhooks.delivery_log import Attempt, DeliveryLog
 from webhooks.delivery_message import DeliveryMessage
+from webhooks.errors import describe_invalid
 from webhooks.hook_store import HookStore
 from webhooks.hooks import Hook, HookStatus
 from webhooks.rate_limit import RateLimiter
@@ -38,7 +39,8 @@ from webhooks.retry import next_delay, retry_after
 from webhooks.settings import Settings
 
 logger = Logger(child=True)
-metrics = Metrics()
+# The namespace is fixed here, not read from the environment at import (which tests may run first).
+metrics = Metrics(namespace="Webhooks")
 
 USER_AGENT = "webhooks-delivery/1.0"
 ERROR_BODY_CHARS = 500
@@ -175,7 +177,8 @@ class Deliverer:
                 message = DeliveryMessage.model_validate_json(record.body)
             except ValueError as exc:
                 logger.error(
-                    "unreadable delivery message", extra={"message_id": record.message_id, "error": str(exc)}
+                    "unreadable delivery message",
+                    extra={"message_id": record.message_id, "error": describe_invalid(exc)},
                 )
                 settle.failed_records.add(record.message_id)
                 continue
@@ -255,7 +258,9 @@ class Deliverer:
                 outcome = "retrying"
                 settle.retries.append((item.record, delay))
                 settle.failed_records.add(item.record.message_id)
-        logger.info(
+        # Successes are in the delivery log table already; at INFO they would cost more in CloudWatch
+        # Logs than the whole delivery does in DynamoDB.
+        (logger.debug if sent.ok else logger.info)(
             "delivery attempt",
             extra={
                 "delivery_id": message.delivery_id,

@@ -50,3 +50,17 @@ class Unavailable(WebhooksError):
 
     status = 503
     code = "unavailable"
+
+
+def describe_invalid(exc: Exception) -> str:
+    """Why a message could not be read, for the log: where and what kind, never the values (an event's
+    fields are customer data)."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            found = errors(include_input=False, include_url=False, include_context=False)
+        except TypeError:
+            found = None
+        if found is not None:
+            return "; ".join(".".join(str(part) for part in e["loc"]) + f": {e['type']}" for e in found[:10])
+    return type(exc).__name__

@@ -10,27 +10,15 @@ they are part of the payload as well.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, TypeAdapter, model_validator
 
+from webhooks.event_types import EventType as EventType  # re-exported: the types belong with their models
+
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 # Unix seconds an event's `time` may take (1970 up to the year 3000); `timestamp` is held to the same.
 MAX_TIME = 32_503_680_000
-
-
-class EventType(StrEnum):
-    CLICK = "click"
-    OPEN = "open"
-    BOUNCE = "bounce"
-    FAILURE = "failure"
-    DELIVERY = "delivery"
-    CREATE = "create"
-    UPDATE = "update"
-    DELETE = "delete"
-    UNSUBSCRIBE = "unsubscribe"
-    ABUSE = "abuse"
 
 
 Text = Annotated[str, Field(max_length=2048)]

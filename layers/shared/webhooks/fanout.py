@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from webhooks import ids, queues
 from webhooks.delivery_message import DeliveryMessage
+from webhooks.errors import describe_invalid
 from webhooks.events import parse_event
 from webhooks.hook_store import HookStore
 from webhooks.hooks import Hook
@@ -82,7 +83,8 @@ class Fanout:
             except (ValueError, ValidationError) as exc:
                 # A malformed message fails again on every try; the redrive policy parks it in the DLQ.
                 logger.error(
-                    "unreadable ingest message", extra={"message_id": record.message_id, "error": str(exc)}
+                    "unreadable ingest message",
+                    extra={"message_id": record.message_id, "error": describe_invalid(exc)},
                 )
                 failed.add(record.message_id)
                 continue

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from webhooks.encoding import Format
-from webhooks.events import EventType
+from webhooks.event_types import EventType
 
 
 class HookStatus(StrEnum):

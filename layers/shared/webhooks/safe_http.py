@@ -63,7 +63,9 @@ _READ_CHUNK = 16_384
 _DNS_TTL = 30.0
 _DNS_CACHE_SIZE = 1024
 _POOL_CACHE_SIZE = 256
-_POOL_MAXSIZE = 32
+# Connections kept per receiver address: as many as the delivery function's concurrency allows (its
+# default), so a batch for one host never opens throwaway connections.
+_POOL_MAXSIZE = 100
 # Lambda allows 1024 open files: pools of hosts we stopped talking to must not pin idle sockets.
 _POOL_IDLE_SECONDS = 60.0
 

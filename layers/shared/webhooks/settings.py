@@ -62,7 +62,7 @@ class Settings(BaseModel):
     )
     delivery_log_days: int = Field(default=30, ge=1, le=365, alias="DELIVERY_LOG_DAYS")
     secret_grace_seconds: int = Field(default=86_400, ge=0, alias="SECRET_GRACE_SECONDS")
-    delivery_concurrency: int = Field(default=16, ge=1, le=256, alias="DELIVERY_CONCURRENCY")
+    delivery_concurrency: int = Field(default=100, ge=1, le=256, alias="DELIVERY_CONCURRENCY")
     # A hook with no successful delivery for this long is disabled (default 5 days).
     disable_after_seconds: int = Field(default=432_000, ge=60, alias="DISABLE_AFTER_SECONDS")
     # The delivery queue's maxReceiveCount: a backstop for records whose settling never finished.

@@ -1,0 +1,83 @@
+"""Run by `bench.memory_import` in a fresh interpreter (`python -I -S -B bench/child.py ...`), never
+imported: loads one function's handler module as Lambda does (its folder, the layer and a site of
+the runtime's packages on the path; the environment the template gives it) and reports, as one
+JSON line on the original stdout:
+
+- `import_ms`: the cold import of the handler module (boto3, pydantic, Powertools, webhooks), or of
+  the module named by the optional fifth argument (`boto3`, for the floor every handler stands on);
+- with `batch`: runs the handler once on the Lambda SQS event read from stdin and adds its peak RSS.
+
+Everything the handler itself writes to stdout (log lines, metrics) goes to /dev/null.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import resource
+import sys
+import time
+import uuid
+from typing import Any
+
+
+class _Context:
+    def __init__(self, name: str, memory_mb: int) -> None:
+        self.function_name = name
+        self.function_version = "$LATEST"
+        self.memory_limit_in_mb = memory_mb
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{name}"
+        self.aws_request_id = str(uuid.uuid4())
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 120_000
+
+
+def _rss_mb() -> float:
+    """Peak RSS of this process image. Not ru_maxrss: Linux carries the forking parent's high-water
+    mark across exec into it (the benchmark's own ~130 MB, moto included); VmHWM starts afresh."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def main(argv: list[str]) -> None:
+    mode, code_dir, layer_dir, site_dir = argv[:4]
+    module = argv[4] if len(argv) > 4 else "app"
+    event: Any = json.load(sys.stdin) if mode == "batch" else None
+    out = os.fdopen(os.dup(1), "w")
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    sys.path[:0] = [code_dir, layer_dir, site_dir]
+
+    started = time.perf_counter()
+    app = importlib.import_module(module)
+    result: dict[str, Any] = {
+        "import_ms": round((time.perf_counter() - started) * 1000, 1),
+        "rss_after_import_mb": _rss_mb(),
+        "modules": len(sys.modules),
+    }
+    if mode == "batch":
+        context = _Context(os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "bench"), 512)
+        started = time.perf_counter()
+        answer = app.lambda_handler(event, context)
+        result.update(
+            records=len(event["Records"]),
+            batch_s=round(time.perf_counter() - started, 3),
+            failed_records=len(answer.get("batchItemFailures", [])),
+            event_bytes=len(json.dumps(event)),
+            peak_rss_mb=_rss_mb(),
+        )
+    result["ru_maxrss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    out.write(json.dumps(result) + "\n")
+    out.flush()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

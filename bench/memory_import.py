@@ -1,0 +1,250 @@
+"""Peak RSS of the delivery handler at the largest batch size, and the cold import time of every
+handler module, each in a fresh interpreter (bench/child.py) that sees only what Lambda would: the
+function's folder, the layer's code, and a site of the runtime's boto3 plus the layer's requirements
+(symlinked from the venv, dependencies included), not the dev tools of the venv (awscrt, pyOpenSSL
+and the like would add import time and memory that Lambda does not have). AWS is moto's server in
+this process, reached over 127.0.0.1 (`AWS_ENDPOINT_URL`), so moto's own memory is not counted;
+receivers are in another process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from bench import calc
+from bench.harness import (
+    ACCOUNT,
+    OVERRIDES,
+    ROOT,
+    delivery_event,
+    memory_mb,
+    new_hook,
+    sample_events,
+    sample_payloads,
+)
+from bench.receivers import ReceiverProcess
+from devstack.template import Stack
+
+CHILD = Path(__file__).resolve().parent / "child.py"
+LAYER = ROOT / "layers" / "shared"
+# The largest batch the template allows (DeliveryBatchSize's MaxValue), at most this many.
+MAX_BATCH = 1000
+RECEIVERS = 100  # hooks, each on a receiver port of its own
+IMPORT_REPEATS = 3
+RSS_TARGET_MB = 150
+IMPORT_TARGET_MS = 300
+CHILD_TIMEOUT = 120
+# What the handlers can import on Lambda: the python3.13 runtime's boto3, and the layer's requirements.
+RUNTIME_PACKAGES = ("boto3",)
+FAKE_AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+
+
+def _requirements() -> list[str]:
+    lines = (LAYER / "requirements.txt").read_text().splitlines()
+    return [
+        re.split(r"[ <>=!~;\[]", line.strip(), maxsplit=1)[0] for line in lines if line.strip()[:1].isalnum()
+    ]
+
+
+def _closure(names: list[str]) -> list[importlib.metadata.Distribution]:
+    """The distributions `names` need, with their dependencies (extras left out)."""
+    found: dict[str, importlib.metadata.Distribution] = {}
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        key = re.sub(r"[-_.]+", "-", name).lower()
+        if key in found:
+            continue
+        found[key] = importlib.metadata.distribution(name)
+        for requirement in found[key].requires or []:
+            if ";" in requirement and "extra" in requirement.split(";", 1)[1]:
+                continue
+            todo.append(re.split(r"[ <>=!~;\[(]", requirement.strip(), maxsplit=1)[0])
+    return list(found.values())
+
+
+@contextlib.contextmanager
+def lambda_site() -> Iterator[tuple[Path, list[str]]]:
+    """A temporary directory of symlinks to the top-level modules of those distributions."""
+    site = Path(tempfile.mkdtemp(prefix="bench-lambda-site-"))
+    cache = site / "__pycache__"
+    cache.mkdir()
+    names = []
+    try:
+        for dist in _closure([*RUNTIME_PACKAGES, *_requirements()]):
+            names.append(f"{dist.metadata['Name']}=={dist.version}")
+            for top in {f.parts[0] for f in dist.files or [] if len(f.parts) >= 1}:
+                source = Path(str(dist.locate_file(top)))
+                if (
+                    top.endswith((".dist-info", ".data"))
+                    or top in ("..", "__pycache__")
+                    or not source.exists()
+                ):
+                    continue
+                (site / top).symlink_to(source)
+                if top.endswith(".py"):  # a single-module distribution: its .pyc too
+                    for compiled in (source.parent / "__pycache__").glob(f"{top[:-3]}.*.pyc"):
+                        (cache / compiled.name).symlink_to(compiled)
+        yield site, sorted(names)
+    finally:
+        shutil.rmtree(site, ignore_errors=True)
+
+
+def _child(
+    mode: str,
+    stack: Stack,
+    logical_id: str,
+    endpoint: str,
+    site: Path,
+    event: Any = None,
+    module: str = "app",
+) -> dict[str, Any]:
+    function = stack.functions()[logical_id]
+    memory = memory_mb(stack, logical_id)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        **FAKE_AWS,
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_LAMBDA_FUNCTION_NAME": function.name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory),
+        **function.environment,
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            "-B",
+            str(CHILD),
+            mode,
+            str(function.code_dir),
+            str(LAYER),
+            str(site),
+            module,
+        ],
+        input=json.dumps(event) if event is not None else "",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=CHILD_TIMEOUT,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{logical_id} {mode} failed: {done.stderr.strip()[-2000:]}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def run(previous: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        with ReceiverProcess(ports=RECEIVERS) as receivers, lambda_site() as (site, packages):
+            return _run(f"http://{host}:{port}", receivers, site, packages)
+    finally:
+        server.stop()
+
+
+def _run(endpoint: str, receivers: ReceiverProcess, site: Path, packages: list[str]) -> dict[str, Any]:
+    session = boto3.Session(region_name="us-east-1")
+    stack = Stack.from_template(name="webhooks-bench-mem", overrides=OVERRIDES)
+    stack.create(session, endpoint_url=endpoint)
+    types = [e["type"] for e in sample_events()]
+    hooks = [new_hook(receivers.url(i), events=types) for i in range(RECEIVERS)]
+    table = session.resource("dynamodb", endpoint_url=endpoint).Table(stack.physical["HooksTable"]["Ref"])
+    with table.batch_writer() as batch:
+        for hook in hooks:
+            batch.put_item(Item=hook.to_item())
+    largest = int(stack.template["Parameters"]["DeliveryBatchSize"].get("MaxValue", MAX_BATCH))
+    batch_size = min(largest, MAX_BATCH)
+    event = delivery_event(stack.physical["DeliveryQueue"]["Ref"], hooks, sample_payloads(), batch_size)
+
+    served_before = receivers.served()
+    batch_run = _child("batch", stack, "DeliverFunction", endpoint, site, event)
+    served = receivers.served() - served_before
+
+    imports: dict[str, dict[str, Any]] = {}
+    for logical_id, function in sorted(stack.functions().items()):
+        times = [
+            _child("import", stack, logical_id, endpoint, site)["import_ms"] for _ in range(IMPORT_REPEATS)
+        ]
+        imports[str(function.code_dir.relative_to(ROOT) / "app.py")] = {
+            "median_ms": calc.median(times),
+            "max_ms": max(times),
+            "runs_ms": times,
+        }
+    slowest = max(v["median_ms"] for v in imports.values())
+    # For scale: boto3 alone, which every handler imports.
+    boto3_ms = calc.median(
+        _child("import", stack, "DeliverFunction", endpoint, site, module="boto3")["import_ms"]
+        for _ in range(IMPORT_REPEATS)
+    )
+    rss_ok = (
+        batch_run["peak_rss_mb"] <= RSS_TARGET_MB
+        and batch_run["failed_records"] == 0
+        and served == batch_size
+    )
+    return {
+        "scenario": "memory_import",
+        "batch_records": batch_size,
+        "template_max_batch_size": largest,
+        "hooks": RECEIVERS,
+        "event_bytes": batch_run["event_bytes"],
+        "peak_rss_mb": batch_run["peak_rss_mb"],
+        "rss_after_import_mb": batch_run["rss_after_import_mb"],
+        "batch_s": batch_run["batch_s"],
+        "failed_records": batch_run["failed_records"],
+        "receiver_served": served,
+        "import_ms": imports,
+        "slowest_import_median_ms": slowest,
+        "boto3_alone_import_ms": boto3_ms,
+        "importable": packages,
+        "measured": (
+            "a fresh `python -I -S -B` per figure, seeing only the function, the layer and the site above; "
+            f"peak RSS = VmHWM after functions/deliver/app.py handled one event of {batch_size} records (the "
+            f"sample events cycled, {RECEIVERS} hooks on {RECEIVERS} receiver ports, account {ACCOUNT}); "
+            "import = time around importing app.py with the function's template environment, median of "
+            f"{IMPORT_REPEATS} fresh interpreters; our own code has no .pyc, as on Lambda"
+        ),
+        "ru_maxrss_mb_not_used": batch_run.get("ru_maxrss_mb"),
+        "target": f"peak RSS <= {RSS_TARGET_MB} MB; import <= {IMPORT_TARGET_MS} ms per handler",
+        "meets_target": rss_ok and slowest <= IMPORT_TARGET_MS,
+    }
+
+
+def row(r: dict[str, Any]) -> list[str]:
+    imports = ", ".join(
+        f"{Path(name).parent.name} {v['median_ms']:.0f}" for name, v in r["import_ms"].items()
+    )
+    figure = (
+        f"peak RSS {r['peak_rss_mb']} MB for {r['batch_records']} records "
+        f"({r['rss_after_import_mb']} MB after import); cold import ms (median of 3): {imports}; "
+        f"boto3 alone {r['boto3_alone_import_ms']:.0f}"
+    )
+    rss = "yes" if r["peak_rss_mb"] <= RSS_TARGET_MB else "NO"
+    imported = "yes" if r["slowest_import_median_ms"] <= IMPORT_TARGET_MS else "NO"
+    met = "yes" if r["meets_target"] else f"RSS {rss}, import {imported}"
+    return ["memory_import", figure, f"<= {RSS_TARGET_MB} MB, <= {IMPORT_TARGET_MS} ms", met]
