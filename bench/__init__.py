@@ -1,7 +1,10 @@
 """`make bench`: throughput, latency, AWS calls, cost, memory and import time of the pipeline.
 
-Everything runs on this machine: AWS is moto (in-process, or moto's server for the subprocesses
-that measure memory), receivers are HTTP servers on 127.0.0.1 in separate processes. Each scenario
+Everything runs on this machine: AWS is moto, receivers are HTTP servers on 127.0.0.1 in separate
+processes. Where the delivery path is timed (fast_receiver, slow_receivers, cost), moto is its
+server in a process of its own (bench/moto_process.py), since AWS is remote and a call to it frees
+the caller's GIL; fanout, which only counts calls, runs moto in-process; memory_import's handlers
+reach moto's server in the benchmark's process from interpreters of their own. Each scenario
 prints one JSON line; a markdown table of the figures follows and is written to bench/RESULTS.md.
 Missing a target is reported, never an error: the exit code is 0 whenever every scenario ran.
 

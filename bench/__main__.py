@@ -116,7 +116,8 @@ def _report(results: dict[str, dict[str, Any]], rows: list[list[str]], seconds: 
     text = [
         "# Benchmark results",
         "",
-        f"`make bench` on {machine}, {when}{busy}; AWS is moto, receivers are on 127.0.0.1. "
+        f"`make bench` on {machine}, {when}{busy}; AWS is moto (in its own process where the delivery "
+        "path is timed), receivers are on 127.0.0.1. "
         "Timings move with the machine's load; the counts (calls, units, cost) do not.",
         "",
         table,

@@ -5,6 +5,8 @@ JSON line on the original stdout:
 
 - `import_ms`: the cold import of the handler module (boto3, pydantic, Powertools, webhooks), or of
   the module named by the optional fifth argument (`boto3`, for the floor every handler stands on);
+- with `import-after-boto3`: boto3 is imported first, untimed, then `import_ms` is the handler's
+  import without boto3's own (what boto3 is used for at import, such as creating clients, stays in);
 - with `batch`: runs the handler once on the Lambda SQS event read from stdin and adds its peak RSS.
 
 Everything the handler itself writes to stdout (log lines, metrics) goes to /dev/null.
@@ -55,6 +57,8 @@ def main(argv: list[str]) -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     sys.path[:0] = [code_dir, layer_dir, site_dir]
+    if mode == "import-after-boto3":
+        importlib.import_module("boto3")
 
     started = time.perf_counter()
     app = importlib.import_module(module)

@@ -35,7 +35,7 @@ ROLES = {"FanoutFunction": "fanout", "DeliverFunction": "deliver"}
 
 
 def run(previous: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    with ReceiverProcess(ports=1) as receiver, moto_stack() as bench:
+    with ReceiverProcess(ports=1) as receiver, moto_stack(remote=True) as bench:
         return _run(bench, receiver, previous.get("slow_receivers"))
 
 
@@ -168,11 +168,12 @@ def _run(bench: BenchStack, receiver: ReceiverProcess, slow: dict[str, Any] | No
     batch = bench.batch_size("DeliverFunction")
     judged_basis = ""
     if slow and "wall_s" in slow:
-        slow_wall = round(slow["wall_s"] - slow["moto_s"] + AWS_CALL_SECONDS * slow["aws_calls"], 3)
+        slow_wall = round(slow["wall_s"] - slow["moto_s"] + AWS_CALL_SECONDS * slow["aws_call_waves"], 3)
         judged_basis = (
             f"; judged figure: delivery lasting {slow_wall} s per batch of {batch}, i.e. slow_receivers' "
             f"cold batch to receivers answering in 200 ms ({slow['wall_s']} s) with its {slow['moto_s']} s "
-            f"in moto replaced by {AWS_CALL_SECONDS * 1000:.0f} ms per AWS call ({slow['aws_calls']} calls)"
+            f"in moto replaced by {AWS_CALL_SECONDS * 1000:.0f} ms per wave of AWS calls "
+            f"({slow['aws_call_waves']})"
         )
         slow_gbs = sum(
             calc.gb_seconds(memory["fanout"], seconds) for _, seconds in invocations["fanout"]

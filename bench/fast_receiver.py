@@ -4,11 +4,15 @@ sequential Python sender) and a naive deliverer (sequential, `requests.post`, a 
 POST). Bodies and headers of the baselines are the handler's own (an `open` event, form-encoded,
 signed), computed once, so the baselines do strictly less work per POST than the handler.
 
-The handler is measured as deployed (its delivery log written to DynamoDB, here moto in this
-process; this is the figure judged), and the same runs are also reported with the seconds moto
-spent answering taken out, because moto's BatchWriteItem burns CPU under this process's GIL that
-DynamoDB burns nowhere on Lambda. A third run swaps the delivery log for a no-op, which leaves no
-AWS call on the success path: the HTTP side of the hot path alone.
+The handler is measured as deployed, its delivery log written to DynamoDB, and this is the figure
+judged. AWS is remote, so AWS here is moto's server in a process of its own, reached over
+127.0.0.1: a call is a wait on a socket that frees the GIL for the handler's HTTP threads, as a
+call to DynamoDB does. (moto in this process would answer under this process's GIL, stalling those
+threads as no AWS call does.) moto still takes CPU on this machine, which Lambda would not share
+with DynamoDB: its CPU seconds during the handler's runs are reported, and so are the same runs with
+the seconds spent in AWS calls replaced by a typical AWS call's (harness.AWS_CALL_SECONDS). A
+further run swaps the delivery log for a no-op, which leaves no AWS call on the success path: the
+HTTP side of the hot path alone.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 import requests
 
 from bench import calc
-from bench.harness import BenchStack, moto_stack, sample_payloads
+from bench.harness import AWS_CALL_SECONDS, BenchStack, moto_stack, sample_payloads
 from bench.receivers import ReceiverProcess
 from webhooks import delivery, encoding, signing
 from webhooks.delivery import USER_AGENT, Deliverer
@@ -94,7 +98,7 @@ def handler_rate(
 
 
 def run(previous: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    with ReceiverProcess(ports=1) as receiver, moto_stack(detail=False) as bench:
+    with ReceiverProcess(ports=1) as receiver, moto_stack(detail=False, remote=True) as bench:
         return _run(bench, receiver)
 
 
@@ -137,28 +141,36 @@ def _run(bench: BenchStack, receiver: ReceiverProcess) -> dict[str, Any]:
         "naive": [],
         "handler": [],
         "http_only": [],
-        "handler_minus_moto": [],
+        "handler_aws_at_10ms": [],
     }
     failed = 0
     aws_seconds = {"handler": 0.0, "http_only": 0.0}
     handler_seconds = 0.0
+    moto_cpu = 0.0
     posts = POSTS // batch * batch
     for _ in range(ROUNDS):
         results["ceiling"].append(ceiling(url, body, headers, POSTS))
         results["naive"].append(naive(url, body, headers, POSTS))
         for name, run_batch in (("handler", via_handler), ("http_only", via_no_log)):
             batches = events(POSTS)
-            moto_before = bench.counter.seconds[name]
+            aws_before = bench.counter.seconds[name]
+            waves_before = bench.counter.waves[name]
+            cpu_before = bench.moto_cpu_seconds()
             with bench.counter.acting(name):
                 per_s, bad = handler_rate(run_batch, batches)
             results[name].append(per_s)
             failed += bad
             if name == "handler":
+                moto_cpu += bench.moto_cpu_seconds() - cpu_before
                 seconds = posts / per_s if per_s else 0.0
                 handler_seconds += seconds
-                # The same run with the time moto spent answering (in this process) taken out.
-                moto = bench.counter.seconds[name] - moto_before
-                results["handler_minus_moto"].append(calc.rate(posts, seconds - moto))
+                # The same run with its seconds in AWS calls (the delivery log's BatchWriteItem, one
+                # after another after the POSTs) replaced by a typical AWS call's.
+                waited = bench.counter.seconds[name] - aws_before
+                waves = bench.counter.waves[name] - waves_before
+                results["handler_aws_at_10ms"].append(
+                    calc.rate(posts, seconds - waited + AWS_CALL_SECONDS * waves)
+                )
     per_round = (
         (min(WARMUP, POSTS) + POSTS) + (min(WARMUP // 3, POSTS) + POSTS) + 2 * (POSTS // batch * batch)
     )
@@ -179,8 +191,8 @@ def _run(bench: BenchStack, receiver: ReceiverProcess) -> dict[str, Any]:
     handler_vs_naive = ratio("handler", "naive")
     http_vs_ceiling = ratio("http_only", "ceiling")
     http_vs_naive = ratio("http_only", "naive")
-    minus_vs_ceiling = ratio("handler_minus_moto", "ceiling")
-    minus_vs_naive = ratio("handler_minus_moto", "naive")
+    at_10ms_vs_ceiling = ratio("handler_aws_at_10ms", "ceiling")
+    at_10ms_vs_naive = ratio("handler_aws_at_10ms", "naive")
     complete = failed == 0 and served == expected
     meets = complete and handler_vs_ceiling >= CEILING_TARGET and handler_vs_naive >= NAIVE_TARGET
     meets_http = complete and http_vs_ceiling >= CEILING_TARGET and http_vs_naive >= NAIVE_TARGET
@@ -195,50 +207,57 @@ def _run(bench: BenchStack, receiver: ReceiverProcess) -> dict[str, Any]:
         "naive_per_s": median["naive"],
         "handler_per_s": median["handler"],
         "handler_http_only_per_s": median["http_only"],
-        "handler_minus_moto_per_s": median["handler_minus_moto"],
+        "handler_aws_at_10ms_per_s": median["handler_aws_at_10ms"],
         "handler_vs_ceiling": handler_vs_ceiling,
         "handler_vs_naive": handler_vs_naive,
         "http_only_vs_ceiling": http_vs_ceiling,
         "http_only_vs_naive": http_vs_naive,
-        "handler_minus_moto_vs_ceiling": minus_vs_ceiling,
-        "handler_minus_moto_vs_naive": minus_vs_naive,
+        "handler_aws_at_10ms_vs_ceiling": at_10ms_vs_ceiling,
+        "handler_aws_at_10ms_vs_naive": at_10ms_vs_naive,
         "all_rounds": results,
         "handler_aws_calls": bench.counter.by_operation("handler"),
         "http_only_aws_calls": bench.counter.by_operation("http_only"),
-        "handler_seconds_in_moto_calls": aws_seconds["handler"],
-        "handler_moto_share": calc.ratio(aws_seconds["handler"], handler_seconds),
+        "handler_seconds_in_aws_calls": aws_seconds["handler"],
+        "handler_aws_call_share": calc.ratio(aws_seconds["handler"], handler_seconds),
+        "moto_process_cpu_seconds_in_handler_runs": round(moto_cpu, 3),
+        "moto_process_cpu_share": calc.ratio(moto_cpu, handler_seconds),
         "failed_records": failed,
         "receiver_served": served,
         "receiver_expected": expected,
         "log_lines_per_delivery": calc.ratio(bench.logs.lines, 2 * ROUNDS * (POSTS // batch * batch)),
-        "handler": "functions/deliver/app.py lambda_handler, template settings, INFO logs to a null sink",
+        "handler": "functions/deliver/app.py lambda_handler, template settings, INFO logs to a null sink; "
+        "delivery handler with AWS (moto) in its own process, as AWS is remote (moto's server on 127.0.0.1, "
+        "AWS_ENDPOINT_URL); the figure judged",
         "http_only": "the same Deliverer with a no-op delivery log: no AWS call but the hook lookup's "
         "BatchGetItem when its 15 s cache expires",
-        "handler_minus_moto": "the handler's runs with the seconds moto spent answering its calls (in this "
-        "process, holding the GIL) taken out; boto3's own work stays in",
+        "handler_aws_at_10ms": "the handler's runs with their seconds in AWS calls (sent to moto, answered "
+        f"in its own process) replaced by {AWS_CALL_SECONDS * 1000:.0f} ms per wave of calls made together; "
+        "not judged",
+        "aws": "moto's server in a spawned process of its own on 127.0.0.1; its CPU is this machine's "
+        "(2 cores shared with the receiver and the handler), which DynamoDB's is not on Lambda",
         "receiver": "ThreadingHTTPServer in its own process, HTTP/1.1 keep-alive, Nagle off, one write",
         "target": f"handler >= {CEILING_TARGET} x ceiling and >= {NAIVE_TARGET} x naive",
         "meets_target": meets,
         "meets_target_http_only": meets_http,
-        "meets_target_without_moto_time": complete
-        and minus_vs_ceiling >= CEILING_TARGET
-        and minus_vs_naive >= NAIVE_TARGET,
+        "meets_target_aws_at_10ms": complete
+        and at_10ms_vs_ceiling >= CEILING_TARGET
+        and at_10ms_vs_naive >= NAIVE_TARGET,
     }
 
 
 def row(r: dict[str, Any]) -> list[str]:
     figure = (
-        f"handler {calc.thousands(r['handler_per_s'])}/s = {r['handler_vs_ceiling']}x ceiling "
-        f"({calc.thousands(r['ceiling_per_s'])}/s), {r['handler_vs_naive']}x naive "
-        f"({calc.thousands(r['naive_per_s'])}/s); without moto's time "
-        f"{calc.thousands(r['handler_minus_moto_per_s'])}/s = {r['handler_minus_moto_vs_ceiling']}x, "
-        f"{r['handler_minus_moto_vs_naive']}x; HTTP side alone "
+        f"handler (AWS = moto in its own process) {calc.thousands(r['handler_per_s'])}/s = "
+        f"{r['handler_vs_ceiling']}x ceiling ({calc.thousands(r['ceiling_per_s'])}/s), "
+        f"{r['handler_vs_naive']}x naive ({calc.thousands(r['naive_per_s'])}/s); "
+        f"{r['handler_aws_call_share']:.0%} of its time in AWS calls, moto's CPU "
+        f"{r['moto_process_cpu_share']:.0%} of it; with AWS calls at {AWS_CALL_SECONDS * 1000:.0f} ms "
+        f"{calc.thousands(r['handler_aws_at_10ms_per_s'])}/s = {r['handler_aws_at_10ms_vs_ceiling']}x, "
+        f"{r['handler_aws_at_10ms_vs_naive']}x; HTTP side alone "
         f"{calc.thousands(r['handler_http_only_per_s'])}/s = {r['http_only_vs_ceiling']}x ceiling, "
         f"{r['http_only_vs_naive']}x naive"
     )
     met = "yes" if r["meets_target"] else "NO"
-    if not r["meets_target"] and r["meets_target_without_moto_time"]:
-        met = "NO (yes without moto's time)"
     target = (
         f">= {CEILING_TARGET}x ceiling, >= {NAIVE_TARGET}x naive (rates: median of {r['rounds']} rounds; "
     )

@@ -26,6 +26,7 @@ import boto3
 from moto import mock_aws
 
 from bench import calc
+from bench.moto_process import MotoProcess
 from devstack.poller import lambda_event, queue_arn
 from devstack.template import Stack
 from webhooks import aws, ids, safe_http, settings, signing
@@ -43,7 +44,7 @@ OVERRIDES = {"AllowHttpTargets": "true", "AllowPrivateTargets": "true"}
 ACCOUNT = "acct-bench"
 
 # What an AWS call from Lambda to DynamoDB or SQS in the same region takes, typically; moto answers
-# in this process and much slower, so figures judged on time replace moto's with this.
+# much slower, so figures judged on time replace moto's with this.
 AWS_CALL_SECONDS = 0.010
 
 
@@ -118,9 +119,15 @@ class CallCounter:
     sqs_billed: Counter[str] = field(default_factory=Counter)
     sqs_sent: Counter[str] = field(default_factory=Counter)
     sqs_received: Counter[str] = field(default_factory=Counter)
+    # Wall seconds during which at least one call of `who` was in flight (calls made together count
+    # once), and waves: how many times calls started from none in flight. Replacing moto's time by
+    # AWS's is then: seconds - covered + waves x AWS_CALL_SECONDS.
     seconds: Counter[str] = field(default_factory=Counter)
+    waves: Counter[str] = field(default_factory=Counter)
     item_sizes: list[int] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _in_flight: Counter[str] = field(default_factory=Counter)
+    _since: dict[str, float] = field(default_factory=dict)
 
     def install(self, session: boto3.Session) -> None:
         session.events.register("before-call", self._before, unique_id="bench-count-before")
@@ -136,6 +143,8 @@ class CallCounter:
                 self.sqs_sent,
                 self.sqs_received,
                 self.seconds,
+                self.waves,
+                self._in_flight,
             ):
                 counter.clear()
             self.item_sizes.clear()
@@ -165,9 +174,13 @@ class CallCounter:
     def _before(self, model: Any, params: Any, context: Any, **_: Any) -> None:
         service, op, who = model.service_model.service_name, model.name, self.who
         context["bench_who"] = who
-        context["bench_started"] = time.perf_counter()
+        context["bench_started"] = True
         with self._lock:
             self.calls[(who, service, op)] += 1
+            if not self._in_flight[who]:
+                self._since[who] = time.perf_counter()
+                self.waves[who] += 1
+            self._in_flight[who] += 1
         if not self.detail:
             return
         body = _json(params.get("body"))
@@ -209,8 +222,10 @@ class CallCounter:
         started = context.get("bench_started")
         service, op = model.service_model.service_name, model.name
         with self._lock:
-            if started is not None:
-                self.seconds[who] += time.perf_counter() - started
+            if started is not None and self._in_flight[who] > 0:
+                self._in_flight[who] -= 1
+                if not self._in_flight[who]:
+                    self.seconds[who] += time.perf_counter() - self._since[who]
         if not self.detail:
             return
         request = context.get("bench_body") or {}
@@ -271,17 +286,24 @@ class Context:
 
 
 class BenchStack:
-    """The template deployed on moto (in-process), with counting and helpers."""
+    """The template deployed on moto (in this process or its own), with counting and helpers."""
 
-    def __init__(self, stack: Stack, counter: CallCounter, logs: LogSink) -> None:
+    def __init__(
+        self, stack: Stack, counter: CallCounter, logs: LogSink, moto: MotoProcess | None = None
+    ) -> None:
         self.stack = stack
         self.counter = counter
         self.logs = logs
+        self.moto = moto  # moto's own process, when it has one
         self.functions = stack.functions()
         self.store = HookStore(self.url("HooksTable"))
 
     def url(self, logical_id: str) -> str:
         return self.stack.physical[logical_id]["Ref"]
+
+    def moto_cpu_seconds(self) -> float:
+        """CPU seconds moto's own process has used so far (0.0 when moto runs in this process)."""
+        return self.moto.cpu_seconds() if self.moto is not None else 0.0
 
     @property
     def settings(self) -> settings.Settings:
@@ -376,24 +398,52 @@ def delivery_event(
 
 
 @contextlib.contextmanager
-def moto_stack(*, detail: bool = True) -> Iterator[BenchStack]:
+def moto_stack(*, detail: bool = True, remote: bool = False) -> Iterator[BenchStack]:
+    """The template's stack on moto, with the default session's calls counted. moto runs in this
+    process (`mock_aws`), or with `remote` as moto's server in a process of its own, reached over
+    127.0.0.1 (`AWS_ENDPOINT_URL`): its work is then a wait on a socket, as a call to AWS is, not
+    CPU under this process's GIL. Either way it is gone on leaving, errors included."""
+    with contextlib.ExitStack() as stack_of:
+        moto: MotoProcess | None = None
+        if remote:
+            moto = stack_of.enter_context(MotoProcess(MOTO_CONFIG))
+            stack_of.enter_context(_environ("AWS_ENDPOINT_URL", moto.url))
+        else:
+            stack_of.enter_context(mock_aws(config=MOTO_CONFIG))
+        yield stack_of.enter_context(_stack(moto, detail))
+
+
+@contextlib.contextmanager
+def _environ(name: str, value: str) -> Iterator[None]:
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
+
+
+@contextlib.contextmanager
+def _stack(moto: MotoProcess | None, detail: bool) -> Iterator[BenchStack]:
     counter = CallCounter(detail=detail)
     logs = LOGS
     logs.reset()
-    with mock_aws(config=MOTO_CONFIG):
-        boto3.setup_default_session()
-        assert boto3.DEFAULT_SESSION is not None
-        counter.install(boto3.DEFAULT_SESSION)
-        aws.reset()
-        safe_http.clear_caches()
+    boto3.setup_default_session()
+    assert boto3.DEFAULT_SESSION is not None
+    counter.install(boto3.DEFAULT_SESSION)
+    aws.reset()
+    safe_http.clear_caches()
+    try:
         stack = Stack.from_template(overrides=OVERRIDES)
-        stack.create()
+        stack.create(endpoint_url=moto.url if moto is not None else None)
         os.environ.update(stack.environment())
         settings.get_settings.cache_clear()
-        try:
-            yield BenchStack(stack, counter, logs)
-        finally:
-            aws.reset()
-            safe_http.clear_caches()
-            settings.get_settings.cache_clear()
-            boto3.DEFAULT_SESSION = None
+        yield BenchStack(stack, counter, logs, moto)
+    finally:
+        aws.reset()
+        safe_http.clear_caches()
+        settings.get_settings.cache_clear()
+        boto3.DEFAULT_SESSION = None

@@ -4,7 +4,8 @@ function's folder, the layer's code, and a site of the runtime's boto3 plus the 
 (symlinked from the venv, dependencies included), not the dev tools of the venv (awscrt, pyOpenSSL
 and the like would add import time and memory that Lambda does not have). AWS is moto's server in
 this process, reached over 127.0.0.1 (`AWS_ENDPOINT_URL`), so moto's own memory is not counted;
-receivers are in another process.
+receivers are in another process. Each handler's import is also timed after an untimed
+`import boto3` (`import_ms_after_boto3`, not judged): its import without boto3's own.
 """
 
 from __future__ import annotations
@@ -191,10 +192,17 @@ def _run(endpoint: str, receivers: ReceiverProcess, site: Path, packages: list[s
         times = [
             _child("import", stack, logical_id, endpoint, site)["import_ms"] for _ in range(IMPORT_REPEATS)
         ]
+        # Not judged: the same import in an interpreter that had imported boto3 first (untimed).
+        after_boto3 = [
+            _child("import-after-boto3", stack, logical_id, endpoint, site)["import_ms"]
+            for _ in range(IMPORT_REPEATS)
+        ]
         imports[str(function.code_dir.relative_to(ROOT) / "app.py")] = {
             "median_ms": calc.median(times),
             "max_ms": max(times),
             "runs_ms": times,
+            "import_ms_after_boto3": calc.median(after_boto3),
+            "runs_ms_after_boto3": after_boto3,
         }
     slowest = max(v["median_ms"] for v in imports.values())
     # For scale: boto3 alone, which every handler imports.
@@ -221,6 +229,12 @@ def _run(endpoint: str, receivers: ReceiverProcess, site: Path, packages: list[s
         "import_ms": imports,
         "slowest_import_median_ms": slowest,
         "boto3_alone_import_ms": boto3_ms,
+        "slowest_import_ms_after_boto3": max(v["import_ms_after_boto3"] for v in imports.values()),
+        "import_ms_after_boto3": (
+            "not judged: per handler, median_ms's import in a fresh interpreter that had imported boto3 "
+            "first (untimed), i.e. without boto3's own import; whatever the handler does with boto3 at "
+            "import (creating clients, resources) stays in. The judged figure is median_ms, boto3 included"
+        ),
         "importable": packages,
         "measured": (
             "a fresh `python -I -S -B` per figure, seeing only the function, the layer and the site above; "
@@ -239,10 +253,14 @@ def row(r: dict[str, Any]) -> list[str]:
     imports = ", ".join(
         f"{Path(name).parent.name} {v['median_ms']:.0f}" for name, v in r["import_ms"].items()
     )
+    after = ", ".join(
+        f"{Path(name).parent.name} {v['import_ms_after_boto3']:.0f}" for name, v in r["import_ms"].items()
+    )
     figure = (
         f"peak RSS {r['peak_rss_mb']} MB for {r['batch_records']} records "
         f"({r['rss_after_import_mb']} MB after import); cold import ms (median of 3): {imports}; "
-        f"boto3 alone {r['boto3_alone_import_ms']:.0f}"
+        f"boto3 alone {r['boto3_alone_import_ms']:.0f}; not judged, import ms with boto3 already "
+        f"imported (import_ms_after_boto3): {after}"
     )
     rss = "yes" if r["peak_rss_mb"] <= RSS_TARGET_MB else "NO"
     imported = "yes" if r["slowest_import_median_ms"] <= IMPORT_TARGET_MS else "NO"

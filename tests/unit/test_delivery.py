@@ -267,7 +267,7 @@ class FakeLog:
     attempts: list[Attempt] = field(default_factory=list)
     failed: list[tuple[DeliveryMessage, str]] = field(default_factory=list)
 
-    def write_attempts(self, attempts: list[Attempt]) -> None:
+    def write_attempts(self, attempts: list[Attempt], run: Any = map) -> None:
         self.attempts.extend(attempts)
 
     def write_failed(self, failures: list[tuple[DeliveryMessage, str]]) -> None:
@@ -619,3 +619,15 @@ def test_batch_id_is_the_same_for_the_same_deliveries(bench: Bench) -> None:
     bench.deliverer.process([record("hook-batch", name) for name in "abc"])
     bench.deliverer.process([record("hook-batch", name) for name in "cba"])
     assert bench.post.calls[0][1] == bench.post.calls[1][1]
+
+
+def test_a_delivery_log_that_cannot_be_written_does_not_fail_the_batch(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unavailable(attempts: list[Attempt], run: Any = map) -> None:
+        raise RuntimeError("DynamoDB is throttling")
+
+    monkeypatch.setattr(bench.deliverer.log, "write_attempts", unavailable)
+    # Failing the records would POST them again: the receiver already has them.
+    assert bench.deliverer.process([record("hook-ok")]) == {"batchItemFailures": []}
+    assert len(bench.post.calls) == 1

@@ -289,7 +289,11 @@ class Deliverer:
         )
 
     def _apply(self, settle: _Settlement, posts: list[_Post]) -> None:
-        self.log.write_attempts(settle.attempts)
+        try:
+            self.log.write_attempts(settle.attempts, run=self.pool.map)
+        except Exception:
+            # The log is for people; failing the batch over it would POST everything again.
+            logger.exception("delivery log not written", extra={"attempts": len(settle.attempts)})
         queues.change_visibility(self.settings.delivery_queue_url, settle.retries)
         self._resend(settle)
         if settle.finals:

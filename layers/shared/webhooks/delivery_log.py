@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,10 @@ from boto3.dynamodb.conditions import Key
 from webhooks import aws
 from webhooks.delivery_message import DeliveryMessage
 from webhooks.errors import InvalidInput
+
+BATCH_WRITE_ITEMS = 25
+UNPROCESSED_RETRIES = 6
+Runner = Callable[[Callable[[list[dict[str, Any]]], None], Iterable[list[dict[str, Any]]]], Iterable[None]]
 
 
 def partition(account: str, hook_id: str) -> str:
@@ -54,28 +58,43 @@ class DeliveryLog:
     def _expires(self, at: float) -> int:
         return int(at) + self.keep_seconds
 
-    def write_attempts(self, attempts: Sequence[Attempt]) -> None:
-        """One BatchWriteItem per 25 attempts (boto3's batch writer also re-sends unprocessed items)."""
-        if not attempts:
-            return
-        with self.table.batch_writer() as batch:
-            for a in attempts:
-                item: dict[str, Any] = {
-                    "hook": partition(a.account, a.hook_id),
-                    "sk": f"a#{int(a.at * 1000):013d}#{a.delivery_id}#{a.attempt:03d}",
-                    "delivery_id": a.delivery_id,
-                    "event_id": a.event_id,
-                    "type": a.type,
-                    "attempt": a.attempt,
-                    "at": str(round(a.at, 3)),
-                    "outcome": a.outcome,
-                    "expires_at": self._expires(a.at),
-                }
-                for name in ("status", "duration_ms", "error"):
-                    value = getattr(a, name)
-                    if value is not None:
-                        item[name] = value
-                batch.put_item(Item=item)
+    def write_attempts(self, attempts: Sequence[Attempt], run: Runner = map) -> None:
+        """One BatchWriteItem per 25 attempts, the chunks sent together through `run` (the delivery
+        function passes its idle pool's map): they are network waits, not work to do one by one."""
+        items = [self._attempt_item(a) for a in attempts]
+        chunks = [
+            items[start : start + BATCH_WRITE_ITEMS] for start in range(0, len(items), BATCH_WRITE_ITEMS)
+        ]
+        for _ in run(self._write_chunk, chunks):
+            pass
+
+    def _attempt_item(self, a: Attempt) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "hook": partition(a.account, a.hook_id),
+            "sk": f"a#{int(a.at * 1000):013d}#{a.delivery_id}#{a.attempt:03d}",
+            "delivery_id": a.delivery_id,
+            "event_id": a.event_id,
+            "type": a.type,
+            "attempt": a.attempt,
+            "at": str(round(a.at, 3)),
+            "outcome": a.outcome,
+            "expires_at": self._expires(a.at),
+        }
+        for name in ("status", "duration_ms", "error"):
+            value = getattr(a, name)
+            if value is not None:
+                item[name] = value
+        return item
+
+    def _write_chunk(self, items: list[dict[str, Any]]) -> None:
+        request: dict[str, Any] = {self.table_name: [{"PutRequest": {"Item": item}} for item in items]}
+        for retry in range(UNPROCESSED_RETRIES):
+            request = aws.dynamodb().batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+            if not request:
+                return
+            # Throttled (a hot hook's partition): back off before sending what was left.
+            time.sleep(0.05 * 2**retry)
+        raise RuntimeError(f"{len(request.get(self.table_name, []))} log items still unprocessed")
 
     def write_failed(self, failures: Sequence[tuple[DeliveryMessage, str]]) -> None:
         if not failures:
