@@ -10,3 +10,12 @@ Missing a target is reported, never an error: the exit code is 0 whenever every 
 
 Run one scenario with `python -m bench fanout` (several names may be given).
 """
+
+# Everything is moto: fake credentials, for the benchmark's process and the interpreters it starts.
+FAKE_AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}

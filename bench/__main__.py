@@ -15,19 +15,13 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any
 
+from bench import FAKE_AWS
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SCENARIOS = ("fast_receiver", "slow_receivers", "fanout", "cost", "memory_import")
 # A hard stop for the whole run: tracebacks of every thread, then exit, should anything hang.
 HARD_LIMIT_SECONDS = 600
-
-FAKE_AWS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-}
 
 
 def prepare_environment() -> None:

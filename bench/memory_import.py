@@ -27,7 +27,7 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
-from bench import calc
+from bench import FAKE_AWS, calc
 from bench.harness import (
     ACCOUNT,
     OVERRIDES,
@@ -52,13 +52,6 @@ IMPORT_TARGET_MS = 300
 CHILD_TIMEOUT = 120
 # What the handlers can import on Lambda: the python3.13 runtime's boto3, and the layer's requirements.
 RUNTIME_PACKAGES = ("boto3",)
-FAKE_AWS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-}
 
 
 def _requirements() -> list[str]:
