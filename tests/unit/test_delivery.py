@@ -631,3 +631,18 @@ def test_a_delivery_log_that_cannot_be_written_does_not_fail_the_batch(
     # Failing the records would POST them again: the receiver already has them.
     assert bench.deliverer.process([record("hook-ok")]) == {"batchItemFailures": []}
     assert len(bench.post.calls) == 1
+
+
+def test_a_rate_limit_that_cannot_be_read_holds_the_hooks_deliveries_back(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unavailable(*args: Any) -> tuple[int, float]:
+        raise RuntimeError("DynamoDB is unavailable")
+
+    monkeypatch.setattr(bench.limiter, "take", unavailable)
+    answer = bench.deliverer.process([record("hook-limited", "r0"), record("hook-ok", "r1")])
+    assert answer == {"batchItemFailures": []}
+    assert [d for _, d, _ in bench.post.calls] == ["msg_r1"]  # the other hooks go on
+    [held] = bench.queues.sent[DELIVERY_QUEUE]
+    assert (held.id, held.delay_seconds) == ("r0", 1)
+    assert DeliveryMessage.model_validate_json(held.body).attempts == 0

@@ -227,7 +227,13 @@ class Deliverer:
                 return []
         units = [items[start : start + size] for start in range(0, len(items), size)]
         if hook.rate_limit:
-            granted, next_window = self.limiter.take(hook.account, hook.id, hook.rate_limit, len(units))
+            try:
+                granted, next_window = self.limiter.take(hook.account, hook.id, hook.rate_limit, len(units))
+            except Exception:
+                # Without the shared count the limit cannot be kept: hold this hook's deliveries back
+                # a little rather than flood its receiver or fail (and so re-receive) the whole batch.
+                logger.exception("rate limit not available", extra={"hook_id": hook.id})
+                granted, next_window = 0, 1.0
             for position, unit in enumerate(units[granted:]):
                 # Spread the backlog over the windows to come instead of all retrying next second.
                 delay = min(MAX_RESEND_DELAY, int(next_window + 0.999) + position // hook.rate_limit)
