@@ -646,3 +646,20 @@ def test_a_rate_limit_that_cannot_be_read_holds_the_hooks_deliveries_back(
     [held] = bench.queues.sent[DELIVERY_QUEUE]
     assert (held.id, held.delay_seconds) == ("r0", 1)
     assert DeliveryMessage.model_validate_json(held.body).attempts == 0
+
+
+def test_a_batch_whose_hooks_cannot_be_read_is_sent_back_without_spending_attempts(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unavailable(keys: Any) -> dict[tuple[str, str], Hook]:
+        raise RuntimeError("DynamoDB is unavailable")
+
+    monkeypatch.setattr(bench.store, "get_many", unavailable)
+    answer = bench.deliverer.process([record("hook-ok", "r0"), record("hook-ok", "r1", receive_count=3)])
+    assert answer == {"batchItemFailures": []}
+    assert bench.post.calls == []
+    sent = {m.id: m for m in bench.queues.sent[DELIVERY_QUEUE]}
+    assert sorted(sent) == ["r0", "r1"]
+    assert {m.delay_seconds for m in sent.values()} == {30}
+    # r1 had been received twice before (two attempts made); this receive made none.
+    assert DeliveryMessage.model_validate_json(sent["r1"].body).attempts == 2

@@ -46,6 +46,8 @@ USER_AGENT = "webhooks-delivery/1.0"
 ERROR_BODY_CHARS = 500
 # SQS delays a message at most 15 minutes; a longer hold is made of several.
 MAX_RESEND_DELAY = 900
+# When the hooks table cannot be read, a batch comes back after this long.
+LOOKUP_RETRY_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -183,7 +185,15 @@ class Deliverer:
                 settle.failed_records.add(record.message_id)
                 continue
             parsed.append(_Item(record, message, message.attempts + record.receive_count))
-        hooks = self.hooks.get_many((i.message.account, i.message.hook_id) for i in parsed)
+        try:
+            hooks = self.hooks.get_many((i.message.account, i.message.hook_id) for i in parsed)
+        except Exception:
+            # Nothing can be sent without the hooks. Failing the batch would count a receive, and so
+            # an attempt, against every record: send them back for later instead, attempts untouched.
+            logger.exception("hooks not readable; batch sent back", extra={"records": len(parsed)})
+            settle.resends += [(item, LOOKUP_RETRY_SECONDS, "held") for item in parsed]
+            self._resend(settle)
+            return queues.partial_response(settle.failed_records)
 
         for item in parsed:
             hook = hooks[(item.message.account, item.message.hook_id)]
