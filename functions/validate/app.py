@@ -1,4 +1,7 @@
-"""The UrlValidation state machine's task: look for the verification file once, or mark the end."""
+"""The UrlValidation state machine's task: look for the verification file once.
+
+The machine itself marks the hook active or validation_failed (a conditional DynamoDB update).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,8 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from webhooks.hook_store import HookStore
-from webhooks.hooks import HookStatus
 from webhooks.settings import get_settings
-from webhooks.url_validation import CheckInput, check, finish
+from webhooks.url_validation import CheckInput, check
 
 logger = Logger()
 settings = get_settings()
@@ -21,6 +23,4 @@ store = HookStore(settings.hooks_table)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = CheckInput.model_validate(event)
     logger.append_keys(hook_id=request.hook_id, validation_id=request.validation_id)
-    if request.action == "fail":
-        return finish(request, HookStatus.VALIDATION_FAILED, store, reason="verification file not found")
     return check(request, settings, store)

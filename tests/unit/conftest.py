@@ -77,3 +77,13 @@ def frozen_now(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def env() -> dict[str, str]:
     return dict(REQUIRED_ENV)
+
+
+class Clock:
+    """A clock the test moves by hand: `clock.now += ttl`."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now

@@ -12,7 +12,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from tests.receiver import Receiver
-from tests.unit.conftest import OLD_SECRET, SECRET
+from tests.unit.conftest import OLD_SECRET, SECRET, Clock
 from webhooks import aws, delivery, queues, safe_http
 from webhooks.delivery import USER_AGENT, Deliverer, HookLookup, Sent, post
 from webhooks.delivery_log import Attempt
@@ -186,14 +186,6 @@ def test_sent_without_a_status_is_not_ok() -> None:
 
 # --------------------------------------------------------------------------------------------------
 # HookLookup
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class FakeStore:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from tests.unit.conftest import Clock
 from webhooks import ids, queues
 from webhooks.delivery_message import DeliveryMessage
 from webhooks.fanout import Fanout, HookCache, deliveries_for
@@ -16,14 +17,6 @@ from webhooks.hooks import Hook
 from webhooks.ingest import IngestMessage
 
 MakeHook = Callable[..., Hook]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class CountingLoader:

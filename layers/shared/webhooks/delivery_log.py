@@ -39,7 +39,7 @@ class Attempt:
     type: str
     attempt: int
     at: float
-    outcome: str  # succeeded | retrying | failed | throttled
+    outcome: str  # succeeded | retrying | failed (throttling is no attempt)
     status: int | None = None
     duration_ms: int | None = None
     error: str | None = None

@@ -130,11 +130,9 @@ class HookStore:
         hook_id: str,
         status: HookStatus,
         *,
-        validation_id: str | None = None,
         reason: str | None = None,
     ) -> bool:
-        """Moves a hook to `status`; with `validation_id`, only if that validation is still current.
-        Returns False when the hook is gone or the condition no longer holds."""
+        """Moves a hook to `status`; returns False when the hook is gone."""
         now = int(time.time())
         names = {"#s": "status"}
         values: dict[str, Any] = {":s": status.value, ":now": now, ":one": 1}
@@ -150,9 +148,7 @@ class HookStore:
             values[":r"] = reason
         elif status is not HookStatus.ACTIVE:
             removes.append("disabled_reason")
-        condition: Any = Attr("id").exists()
-        if validation_id is not None:
-            condition = condition & Attr("validation_id").eq(validation_id)
+        condition = Attr("id").exists()
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         try:
             self.table.update_item(

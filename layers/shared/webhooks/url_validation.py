@@ -7,7 +7,7 @@ looks for the file once and tells the machine what to do next.
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Any
 
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,13 +28,12 @@ class CheckInput(BaseModel):
     hook_id: str
     validation_id: str
     attempt: int = Field(ge=0)
-    action: Literal["check", "fail"] = "check"
 
 
 def check(request: CheckInput, settings: Settings, store: HookStore) -> dict[str, Any]:
     """Returns the state for the machine: `outcome` (valid | missing | stale), and on a miss the next
     `wait_seconds` or `exhausted`."""
-    base = request.model_dump(exclude={"action"})
+    base = request.model_dump()
     try:
         hook = store.get(request.account, request.hook_id)
     except NotFound:
@@ -66,16 +65,3 @@ def check(request: CheckInput, settings: Settings, store: HookStore) -> dict[str
         "checked_at": str(int(time.time())),  # a DynamoDB number, as the machine passes it on
         "wait_seconds": 0 if exhausted or outcome is verification.Outcome.VALID else schedule[next_attempt],
     }
-
-
-def finish(
-    request: CheckInput, status: HookStatus, store: HookStore, reason: str | None = None
-) -> dict[str, Any]:
-    """Marks the hook, unless a newer validation (or a deletion) has overtaken this one."""
-    changed = store.set_status(
-        request.account, request.hook_id, status, validation_id=request.validation_id, reason=reason
-    )
-    logger.info(
-        "validation finished", extra={"hook_id": request.hook_id, "status": status, "applied": changed}
-    )
-    return {"status": status.value, "applied": changed}

@@ -8,11 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from aws_lambda_powertools import Logger
-
 from webhooks import safe_http
-
-logger = Logger(child=True)
 
 MAX_SAME_HOST_REDIRECTS = 3
 
