@@ -259,7 +259,7 @@ class FakeLog:
     attempts: list[Attempt] = field(default_factory=list)
     failed: list[tuple[DeliveryMessage, str]] = field(default_factory=list)
 
-    def write_attempts(self, attempts: list[Attempt], run: Any = map) -> None:
+    def write_attempts(self, attempts: list[Attempt]) -> None:
         self.attempts.extend(attempts)
 
     def write_failed(self, failures: list[tuple[DeliveryMessage, str]]) -> None:
@@ -616,7 +616,7 @@ def test_batch_id_is_the_same_for_the_same_deliveries(bench: Bench) -> None:
 def test_a_delivery_log_that_cannot_be_written_does_not_fail_the_batch(
     bench: Bench, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def unavailable(attempts: list[Attempt], run: Any = map) -> None:
+    def unavailable(attempts: list[Attempt]) -> None:
         raise RuntimeError("DynamoDB is throttling")
 
     monkeypatch.setattr(bench.deliverer.log, "write_attempts", unavailable)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
+import json
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 
+from webhooks import encoding
 from webhooks.encoding import CONTENT_TYPES, Format, encode, encode_form, encode_json
+from webhooks.events import parse_event
 
 # --------------------------------------------------------------------------------------------------
 # Form
@@ -124,3 +128,16 @@ def test_formats_are_named_form_and_json() -> None:
         Format.FORM: "application/x-www-form-urlencoded",
         Format.JSON: "application/json",
     }
+
+
+def test_form_is_byte_for_byte_what_urlencode_writes_for_every_sample_event_and_odd_text() -> None:
+    events = Path(__file__).parents[2] / "events" / "platform_events.json"
+    samples = json.loads(events.read_text())["events"]
+    odd = ["", " ", "a b+c", "ü€😀", "~_.-", "a&b=c", "%41", "line\nbreak", "tab\t", "'\"<>", "/?#[]@!$"]
+    payloads = [parse_event(raw).payload() for raw in samples]
+    payloads += [{text: text, "n": {text: [text, 1, None, True]}} for text in odd]
+    for payload in payloads:
+        pairs: list[tuple[str, str]] = []
+        for key, value in payload.items():
+            encoding._pairs(key, value, pairs)
+        assert encode_form(payload) == urlencode(pairs).encode()

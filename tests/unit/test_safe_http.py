@@ -7,7 +7,6 @@ resolver, and the hostile corpus runs with connections made impossible.
 from __future__ import annotations
 
 import datetime
-import logging
 import socket
 import socketserver
 import ssl
@@ -21,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import urllib3.util.connection
 
 from webhooks import safe_http
 from webhooks.errors import InvalidInput
@@ -178,15 +176,15 @@ def serve() -> Iterator[Callable[..., Server]]:
 
 @pytest.fixture
 def connections(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
-    """Every address urllib3 opens a socket to, recorded and then really connected."""
+    """Every address a socket is opened to, recorded and then really connected."""
     made: list[tuple[str, int]] = []
-    real = urllib3.util.connection.create_connection
+    real = safe_http._create_connection
 
     def record(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
         made.append(address)
         return real(address, *args, **kwargs)
 
-    monkeypatch.setattr(urllib3.util.connection, "create_connection", record)
+    monkeypatch.setattr(safe_http, "_create_connection", record)
     return made
 
 
@@ -199,7 +197,7 @@ def no_connections(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
         attempted.append(address)
         raise ConnectionRefusedError(111, "refused by the test")
 
-    monkeypatch.setattr(urllib3.util.connection, "create_connection", refuse)
+    monkeypatch.setattr(safe_http, "_create_connection", refuse)
     return attempted
 
 
@@ -775,7 +773,7 @@ def test_concurrent_requests_share_a_bounded_set_of_connections(serve: Callable[
 
 
 def test_kept_alive_connection_closed_by_the_receiver_is_retried_on_a_fresh_one(
-    serve: Callable[..., Server], caplog: pytest.LogCaptureFixture
+    serve: Callable[..., Server],
 ) -> None:
     def one_request_per_connection(handler: Handler) -> None:
         if handler.requests_on_connection > 1:
@@ -787,13 +785,229 @@ def test_kept_alive_connection_closed_by_the_receiver_is_retried_on_a_fresh_one(
     url = f"http://127.0.0.1:{server.port}/hook"
 
     assert request("POST", url, body=b"1", policy=LOCAL).status == 200
-    with caplog.at_level(logging.WARNING, logger="urllib3"):
-        assert request("POST", url, body=b"2", policy=LOCAL).status == 200
-        assert request("POST", url, body=b"3", policy=LOCAL).status == 200
+    assert request("POST", url, body=b"2", policy=LOCAL).status == 200
+    assert request("POST", url, body=b"3", policy=LOCAL).status == 200
 
     assert [seen.body for seen in server.seen] == [b"1", b"2", b"2", b"3", b"3"]
     assert len(server.client_ports()) == 3
-    assert caplog.records == []  # the pool's slots stay balanced: nothing "discarded, pool full"
+
+
+class Scripted:
+    """A loopback TCP server that reads each request (head and Content-Length body) and answers the
+    next scripted bytes; after an answer marked to close, it hangs up. Records what it received."""
+
+    def __init__(self, answers: list[tuple[bytes, bool]]) -> None:
+        self.answers = list(answers)
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(5)
+        self.port = int(self.listener.getsockname()[1])
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while self.answers:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with conn:
+                conn.settimeout(5)
+                if not self._one_connection(conn):
+                    return
+
+    def _one_connection(self, conn: socket.socket) -> bool:
+        buffer = b""
+        while self.answers:
+            while b"\r\n\r\n" not in buffer:
+                try:
+                    data = conn.recv(65_536)
+                except OSError:
+                    return False
+                if not data:
+                    return True
+                buffer += data
+            head, _, buffer = buffer.partition(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            while len(buffer) < length:
+                buffer += conn.recv(65_536)
+            self.requests.append(head + b"\r\n\r\n" + buffer[:length])
+            buffer = buffer[length:]
+            answer, close = self.answers.pop(0)
+            conn.sendall(answer)
+            if close:
+                return True
+        return True
+
+    def url(self, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def close(self) -> None:
+        self.answers.clear()
+        self.listener.close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def scripted() -> Iterator[Callable[..., Scripted]]:
+    made: list[Scripted] = []
+
+    def start(*answers: bytes | tuple[bytes, bool]) -> Scripted:
+        server = Scripted([a if isinstance(a, tuple) else (a, False) for a in answers])
+        made.append(server)
+        return server
+
+    yield start
+    safe_http.clear_caches()
+    for server in made:
+        server.close()
+
+
+OK_2 = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+def test_request_is_one_http11_message_with_our_framing_and_the_callers_headers(
+    scripted: Callable[..., Scripted],
+) -> None:
+    server = scripted(OK_2)
+    headers = {
+        "content-type": "application/json",
+        "Host": "evil.example",
+        "Content-Length": "999",
+        "Transfer-Encoding": "chunked",
+        "webhook-id": "msg_1",
+    }
+
+    request("POST", server.url("/hook?a=1"), body=b'{"x":1}', headers=headers, policy=LOCAL)
+
+    assert server.requests == [
+        b"POST /hook?a=1 HTTP/1.1\r\nHost: 127.0.0.1:%d\r\ncontent-type: application/json\r\n"
+        b'webhook-id: msg_1\r\nContent-Length: 7\r\n\r\n{"x":1}' % server.port
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("x-a", "1\r\nInjected: yes"), ("x-b", "nul\x00"), ("bad name", "1")]
+)
+def test_header_that_would_break_the_request_is_refused_before_connecting(
+    no_connections: list[tuple[str, int]], name: str, value: str
+) -> None:
+    with pytest.raises(ValueError, match="cannot be sent"):
+        request("POST", "http://127.0.0.1:9/", body=b"", headers={name: value}, policy=LOCAL)
+    assert no_connections == []
+
+
+def test_chunked_body_is_decoded_and_the_connection_kept(scripted: Callable[..., Scripted]) -> None:
+    chunked = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nX-Trailer: t\r\n\r\n"
+    )
+    server = scripted(chunked, OK_2)
+
+    first = request("GET", server.url(), policy=LOCAL)
+    second = request("GET", server.url(), policy=LOCAL)
+
+    assert (first.body, second.body) == (b"hello, world", b"ok")
+    assert server.connections == 1
+
+
+def test_chunked_body_over_max_body_is_cut_and_the_connection_dropped(
+    scripted: Callable[..., Scripted],
+) -> None:
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    chunked = head + b"40\r\n" + b"c" * 64 + b"\r\n0\r\n\r\n"
+    server = scripted(chunked, OK_2)
+
+    first = request("GET", server.url(), policy=replace(LOCAL, max_body=10))
+    second = request("GET", server.url(), policy=LOCAL)
+
+    assert (first.body, second.body) == (b"c" * 10, b"ok")
+    assert server.connections == 2
+
+
+def test_interim_100_continue_is_skipped(scripted: Callable[..., Scripted]) -> None:
+    server = scripted(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 1\r\n\r\n!")
+    response = request("POST", server.url(), body=b"x", policy=LOCAL)
+    assert (response.status, response.body) == (201, b"!")
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\n\r\nok",  # no length: the body runs to the end of the connection
+    ],
+    ids=["connection-close", "http-1.0", "until-close"],
+)
+def test_response_that_ends_its_connection_is_read_whole_and_not_reused(
+    scripted: Callable[..., Scripted], answer: bytes
+) -> None:
+    server = scripted((answer, True), (answer, True))
+
+    bodies = [request("GET", server.url(), policy=LOCAL).body for _ in range(2)]
+
+    assert bodies == [b"ok", b"ok"]
+    assert server.connections == 2
+    assert len(server.requests) == 2  # each sent once: no request went to a connection being closed
+
+
+def test_repeated_and_folded_header_fields_are_joined(scripted: Callable[..., Scripted]) -> None:
+    server = scripted(
+        b"HTTP/1.1 429 Too Many\r\nX-Many: a\r\nx-many: b\r\nX-Folded: one\r\n two\r\n"
+        b"Retry-After: 5\r\nContent-Length: 0\r\n\r\n"
+    )
+    response = request("POST", server.url(), body=b"x", policy=LOCAL)
+    assert response.headers["X-MANY"] == "a, b"
+    assert response.headers["x-folded"] == "one two"
+    assert response.headers.get("retry-after") == "5"
+    assert "RETRY-AFTER" in response.headers
+    assert response.body == b""
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\nok", "invalid Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "invalid Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "invalid chunk size"),
+        (b"HTTP/1.1 200 OK\r\nBad Header: 1\r\n\r\n", "invalid header field"),
+        (b"HTTP/1.1 200 OK\r\n" + b"X-Big: " + b"b" * 70_000 + b"\r\n\r\n", "head is too large"),
+        (b"HTTP/1.1 101 Switching Protocols\r\n\r\n", "switched protocols"),
+        (b"HTTP/2 200\r\n\r\n", "not valid HTTP"),
+    ],
+)
+def test_malformed_response_is_a_protocol_error_naming_the_problem(
+    scripted: Callable[..., Scripted], answer: bytes, reason: str
+) -> None:
+    server = scripted((answer, True))
+    with pytest.raises(OutboundError) as failed:
+        request("GET", server.url(), policy=LOCAL)
+    assert failed.value.kind == "protocol"
+    assert reason in str(failed.value)
+
+
+def test_idle_connection_the_receiver_closed_is_not_used_and_nothing_is_sent_twice(
+    scripted: Callable[..., Scripted],
+) -> None:
+    # The receiver answers and then closes the connection while it sits idle in the pool.
+    server = scripted((OK_2, True), OK_2)
+
+    assert request("POST", server.url(), body=b"1", policy=LOCAL).status == 200
+    deadline = time.monotonic() + 5
+    while server.connections < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)  # the close reaches this side
+    assert request("POST", server.url(), body=b"2", policy=LOCAL).status == 200
+
+    assert [r.rsplit(b"\r\n\r\n", 1)[1] for r in server.requests] == [b"1", b"2"]
+    assert server.connections == 2
 
 
 # --------------------------------------------------------------------------------------------------
@@ -932,3 +1146,19 @@ def test_https_certificate_from_an_unknown_authority_is_a_tls_error(tls_server: 
 
     assert failed.value.kind == "tls"
     assert tls_server.seen == []
+
+
+@pytest.mark.usefixtures("trust_test_ca")
+def test_https_connection_is_kept_alive_across_requests(
+    tls_server: Server, pki: Pki, connections: list[tuple[str, int]]
+) -> None:
+    resolver = StubResolver({"hooks.example.test": ["127.0.0.1"]})
+    url = f"https://hooks.example.test:{tls_server.port}/hook"
+
+    for n in range(5):
+        response = request("POST", url, body=b"%d" % n, policy=LOCAL, resolver=resolver)
+        assert response.status == 200
+
+    assert [seen.body for seen in tls_server.seen] == [b"0", b"1", b"2", b"3", b"4"]
+    assert len(tls_server.client_ports()) == 1
+    assert connections == [("127.0.0.1", tls_server.port)]

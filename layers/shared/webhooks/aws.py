@@ -23,8 +23,11 @@ _CONFIG = Config(
 
 
 @cache
-def client(service: str) -> Any:
-    return boto3.client(service, config=_CONFIG)  # type: ignore[call-overload]
+def client(service: str, *, validate: bool = True) -> Any:
+    """`validate=False` skips botocore's client-side check of the parameters against the API model,
+    for hot paths whose requests are built by code (the service checks them all the same)."""
+    config = _CONFIG if validate else _CONFIG.merge(Config(parameter_validation=False))
+    return boto3.client(service, config=config)  # type: ignore[call-overload]
 
 
 @cache

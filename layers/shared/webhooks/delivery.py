@@ -10,8 +10,9 @@ it does not allow is sent back to the queue with a delay (a new message carrying
 count, so throttling never spends a retry). A batching hook's records are POSTed together, or
 held back the same way until the batch fills or its oldest record has waited long enough.
 
-All AWS writes of a batch are batched: one log write per 25 attempts, one visibility change or
-re-send per 10 records, one rate-limit update per hook.
+All AWS writes of a batch are batched: one log write per 25 attempts (sent as soon as 25 are
+settled, while the other POSTs are still out), one visibility change or re-send per 10 records,
+one rate-limit update per hook.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +30,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from webhooks import aws, encoding, queues, safe_http, signing
-from webhooks.delivery_log import Attempt, DeliveryLog
+from webhooks.delivery_log import BATCH_WRITE_ITEMS, Attempt, DeliveryLog
 from webhooks.delivery_message import DeliveryMessage
 from webhooks.errors import describe_invalid
 from webhooks.hook_store import HookStore
@@ -46,6 +47,8 @@ USER_AGENT = "webhooks-delivery/1.0"
 ERROR_BODY_CHARS = 500
 # SQS delays a message at most 15 minutes; a longer hold is made of several.
 MAX_RESEND_DELAY = 900
+# Delivery-log writes (BatchWriteItem) in flight at once per function instance.
+LOG_WRITERS = 4
 # When the hooks table cannot be read, a batch comes back after this long.
 LOOKUP_RETRY_SECONDS = 30
 
@@ -168,6 +171,8 @@ class Deliverer:
         self.pool = ThreadPoolExecutor(
             max_workers=settings.delivery_concurrency, thread_name_prefix="deliver"
         )
+        # The delivery log's writes, apart from the POSTs so that they never queue behind them.
+        self.log_pool = ThreadPoolExecutor(max_workers=LOG_WRITERS, thread_name_prefix="deliver-log")
         self.max_attempts = len(settings.retry_schedule)
 
     def process(self, records: list[queues.QueueRecord]) -> dict[str, Any]:
@@ -214,11 +219,20 @@ class Deliverer:
             assert hook is not None
             posts += self._plan(hook, items, settle)
 
+        log_writes: list[Future[None]] = []
         for planned, sent in zip(posts, self.pool.map(self._send, posts), strict=True):
             planned.sent = sent
             for item in planned.items:
                 self._settle(planned.hook, item, sent, settle)
-        self._apply(settle, posts)
+            # Each full chunk of attempts is logged now, while the batch's other POSTs are still out.
+            logged = len(log_writes) * BATCH_WRITE_ITEMS
+            if len(settle.attempts) - logged >= BATCH_WRITE_ITEMS:
+                chunk = settle.attempts[logged : logged + BATCH_WRITE_ITEMS]
+                log_writes.append(self.log_pool.submit(self.log.write_attempts, chunk))
+        logged = len(log_writes) * BATCH_WRITE_ITEMS
+        if len(settle.attempts) > logged:
+            log_writes.append(self.log_pool.submit(self.log.write_attempts, settle.attempts[logged:]))
+        self._apply(settle, posts, log_writes)
         return queues.partial_response(settle.failed_records)
 
     # -- planning: batching and rate limits ------------------------------------------------------
@@ -304,12 +318,13 @@ class Deliverer:
             )
         )
 
-    def _apply(self, settle: _Settlement, posts: list[_Post]) -> None:
-        try:
-            self.log.write_attempts(settle.attempts, run=self.pool.map)
-        except Exception:
-            # The log is for people; failing the batch over it would POST everything again.
-            logger.exception("delivery log not written", extra={"attempts": len(settle.attempts)})
+    def _apply(self, settle: _Settlement, posts: list[_Post], log_writes: list[Future[None]]) -> None:
+        for written in log_writes:
+            try:
+                written.result()
+            except Exception:
+                # The log is for people; failing the batch over it would POST everything again.
+                logger.exception("delivery log not written", extra={"attempts": BATCH_WRITE_ITEMS})
         queues.change_visibility(self.settings.delivery_queue_url, settle.retries)
         self._resend(settle)
         if settle.finals:

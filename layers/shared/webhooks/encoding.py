@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 
 
 class Format(StrEnum):
@@ -37,11 +38,20 @@ def _pairs(key: str, value: Any, out: list[tuple[str, str]]) -> None:
         out.append((key, str(value)))
 
 
+# What quote_plus leaves as it is: most ids, types and numbers of a payload are made of these only.
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
+def _quote(text: str) -> str:
+    return text if _UNRESERVED.fullmatch(text) else quote_plus(text)
+
+
 def encode_form(payload: Mapping[str, Any]) -> bytes:
+    """application/x-www-form-urlencoded, exactly as urllib.parse.urlencode writes it."""
     pairs: list[tuple[str, str]] = []
     for key, value in payload.items():
         _pairs(key, value, pairs)
-    return urlencode(pairs).encode()
+    return "&".join(f"{_quote(key)}={_quote(value)}" for key, value in pairs).encode()
 
 
 def encode_json(payload: Any) -> bytes:

@@ -3,40 +3,35 @@
 Customer URLs are hostile input. A URL that names (or resolves to) the metadata service, the VPC or
 the loopback interface would turn the service into a proxy into our own network, so every request
 goes through the same checks here, and the address that was checked is the address connected to:
-the name is resolved once, every answer is vetted, and urllib3 is handed the IP address (with SNI,
-certificate verification and the Host header still for the name). A DNS answer that changes
+the name is resolved once, every answer is vetted, and the socket is opened to the IP address (with
+SNI, certificate verification and the Host header still for the name). A DNS answer that changes
 between the check and the connect therefore cannot reach inside.
 
-It also sits on the delivery hot path, so connections are pooled per checked address and kept
-alive across calls and across warm Lambda invocations, and DNS answers are cached briefly.
+It also sits on the delivery hot path, so it speaks HTTP/1.1 itself (RFC 9112, client side: one
+write per request, the response read straight off the socket with every read bounded by the
+request's deadline), connections are pooled per checked address and kept alive across calls and
+across warm Lambda invocations, and DNS answers and parsed URLs are cached. http.client (under
+urllib3 and requests) spends most of a fast receiver's round trip parsing headers with the email
+package; here a delivery's whole exchange is a fraction of that.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import heapq
-import http.client
 import ipaddress
-import itertools
 import re
+import select
 import socket
 import ssl
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import cache
-from typing import Literal, TypeAlias, cast
+from functools import cache, lru_cache
+from typing import Literal, TypeAlias
 from urllib.parse import quote, urlsplit
-
-from urllib3 import exceptions as u3
-from urllib3.connection import HTTPConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.response import HTTPResponse
-from urllib3.util import Timeout
-from urllib3.util.ssl_match_hostname import CertificateError
 
 from webhooks.errors import InvalidInput
 
@@ -59,15 +54,18 @@ OutboundKind: TypeAlias = Literal["connect", "timeout", "tls", "protocol", "unsa
 
 MAX_URL_LENGTH = 2048
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_READ_CHUNK = 16_384
+_READ_CHUNK = 65_536
 _DNS_TTL = 30.0
 _DNS_CACHE_SIZE = 1024
 _POOL_CACHE_SIZE = 256
 # Connections kept per receiver address: as many as the delivery function's concurrency allows (its
 # default), so a batch for one host never opens throwaway connections.
 _POOL_MAXSIZE = 100
-# Lambda allows 1024 open files: pools of hosts we stopped talking to must not pin idle sockets.
+# Lambda allows 1024 open files: pools of hosts we stopped talking to must not pin idle sockets,
+# and all pools together keep at most _MAX_IDLE.
 _POOL_IDLE_SECONDS = 60.0
+_MAX_IDLE = 512
+_PARSE_CACHE_SIZE = 1024
 
 
 @dataclass(frozen=True)
@@ -393,109 +391,12 @@ def check_url(url: str, policy: OutboundPolicy, resolver: Resolver | None = None
 
 
 # --------------------------------------------------------------------------------------------------
-# Deadline
-
-
-class _Deadline:
-    __slots__ = ("at", "done", "fired", "sock")
-
-    def __init__(self, at: float) -> None:
-        self.at = at
-        self.done = False
-        self.fired = False
-        self.sock: socket.socket | None = None
-
-
-def _shutdown(sock: socket.socket) -> None:
-    # The base-class method on purpose: SSLSocket.shutdown would also drop its SSL object under the
-    # feet of the thread that is reading from it.
-    with contextlib.suppress(OSError):
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-
-class _Watchdog:
-    """Enforces total_timeout while the status line and headers are read.
-
-    Connecting and the TLS handshake are bounded by the connect timeout as a whole, and the body is
-    read one socket read at a time against the deadline, but http.client reads the response head
-    line by line with as many socket reads as it takes: a receiver trickling a byte every second
-    would hold a worker for hours. One thread for the whole process shuts down the socket of any
-    request past its deadline, which makes the blocked read return at once. Shutdown happens under
-    the lock, and callers only close or pool a socket after detaching it under the same lock, so a
-    socket is never touched after it changed hands.
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
-        self._heap: list[tuple[float, int, _Deadline]] = []
-        self._seq = itertools.count()
-        self._live = 0
-        self._thread: threading.Thread | None = None
-
-    def arm(self, at: float) -> _Deadline:
-        deadline = _Deadline(at)
-        with self._cond:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="safe-http-deadline", daemon=True)
-                self._thread.start()
-            heapq.heappush(self._heap, (at, next(self._seq), deadline))
-            self._live += 1
-            if self._heap[0][2] is deadline:
-                self._cond.notify()
-        return deadline
-
-    def attach(self, deadline: _Deadline, sock: socket.socket | None) -> bool:
-        """Watch ``sock`` from now on (None: stop watching any socket). True when already fired."""
-        with self._cond:
-            if deadline.done:
-                return deadline.fired
-            deadline.sock = sock
-            if deadline.fired and sock is not None:
-                _shutdown(sock)
-            return deadline.fired
-
-    def finish(self, deadline: _Deadline) -> None:
-        with self._cond:
-            if deadline.done:
-                return
-            deadline.done = True
-            deadline.sock = None
-            self._live -= 1
-            # Finished entries are only dropped when they reach the top; rebuild before they pile up.
-            if len(self._heap) > 256 and len(self._heap) > 4 * self._live:
-                self._heap = [entry for entry in self._heap if not entry[2].done]
-                heapq.heapify(self._heap)
-
-    def _run(self) -> None:
-        with self._cond:
-            while True:
-                while self._heap and self._heap[0][2].done:
-                    heapq.heappop(self._heap)
-                if not self._heap:
-                    self._cond.wait()
-                    continue
-                wait = self._heap[0][0] - time.monotonic()
-                if wait > 0:
-                    self._cond.wait(wait)
-                    continue
-                deadline = heapq.heappop(self._heap)[2]
-                deadline.fired = True
-                if deadline.sock is not None:
-                    _shutdown(deadline.sock)
-
-
-_WATCHDOG = _Watchdog()
-
-
-# --------------------------------------------------------------------------------------------------
 # Connections
 
+# Where every socket to a receiver is opened (tests record or refuse connections here).
+_create_connection = socket.create_connection
 
-_Pool: TypeAlias = HTTPConnectionPool  # HTTPSConnectionPool included
-_Conn: TypeAlias = HTTPConnection  # HTTPSConnection included
-_PoolKey: TypeAlias = tuple[str, str, int, str]
-# Only a fallback: every request sets the connection's timeout itself from the policy and deadline.
-_POOL_TIMEOUT = Timeout(connect=5.0, read=15.0)
+_PoolKey: TypeAlias = tuple[str, str, int, str]  # scheme, checked address, port, TLS server name
 
 
 @cache
@@ -509,125 +410,106 @@ def _tls_context() -> ssl.SSLContext:
     return context
 
 
+class _Conn:
+    """A connection to a checked address, kept alive between requests."""
+
+    __slots__ = ("idle_since", "sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.idle_since = 0.0
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    def dropped(self) -> bool:
+        """Whether the server closed this idle connection (or sent something nobody asked for)."""
+        poller = select.poll()
+        poller.register(self.sock.fileno(), select.POLLIN)
+        if not poller.poll(0):
+            return False
+        try:
+            self.sock.setblocking(False)
+            self.sock.recv(1)
+        except (ssl.SSLWantReadError, BlockingIOError):
+            return False  # a TLS record that is no data, such as a session ticket
+        except OSError:
+            return True
+        return True  # the end of the stream, or unrequested bytes: either way unusable
+
+
 _pools_lock = threading.Lock()
-_pools: OrderedDict[_PoolKey, tuple[_Pool, float]] = OrderedDict()
+# Idle connections per key, least recently used key first; each list's last entry is its newest.
+_idle: OrderedDict[_PoolKey, list[_Conn]] = OrderedDict()
+_idle_count = 0
 
 
-def _pool_for(scheme: str, ip: str, port: int, server_hostname: str) -> _Pool:
-    key = (scheme, ip, port, server_hostname)
+def _checkout(key: _PoolKey) -> _Conn | None:
+    """The newest idle connection for `key` that is still usable, if any."""
+    global _idle_count
+    while True:
+        with _pools_lock:
+            conns = _idle.get(key)
+            if not conns:
+                return None
+            conn = conns.pop()
+            _idle_count -= 1
+        if time.monotonic() - conn.idle_since < _POOL_IDLE_SECONDS and not conn.dropped():
+            return conn
+        conn.close()
+
+
+def _checkin(key: _PoolKey, conn: _Conn) -> None:
+    """Keeps `conn` for the next request to `key`, within the caps; closes what they leave out."""
+    global _idle_count
     now = time.monotonic()
-    stale: list[_Pool] = []
+    conn.idle_since = now
+    closing: list[_Conn] = []
     with _pools_lock:
-        entry = _pools.get(key)
-        if entry is None:
-            pool: _Pool
-            if scheme == "https":
-                # No assert_hostname: with server_hostname set, OpenSSL itself verifies the certificate
-                # for the name during the handshake, and the shared context is never mutated.
-                pool = HTTPSConnectionPool(
-                    ip,
-                    port,
-                    maxsize=_POOL_MAXSIZE,
-                    block=False,
-                    retries=False,
-                    timeout=_POOL_TIMEOUT,
-                    ssl_context=_tls_context(),
-                    server_hostname=server_hostname,
-                )
-            else:
-                pool = HTTPConnectionPool(
-                    ip, port, maxsize=_POOL_MAXSIZE, block=False, retries=False, timeout=_POOL_TIMEOUT
-                )
+        conns = _idle.get(key)
+        if conns is None:
+            conns = _idle[key] = []
         else:
-            pool = entry[0]
-        _pools[key] = (pool, now)
-        _pools.move_to_end(key)
-        while _pools:
-            oldest_key, (oldest, used) = next(iter(_pools.items()))
-            if len(_pools) <= _POOL_CACHE_SIZE and used > now - _POOL_IDLE_SECONDS:
+            _idle.move_to_end(key)
+        if len(conns) < _POOL_MAXSIZE:
+            conns.append(conn)
+            _idle_count += 1
+        else:
+            closing.append(conn)
+        # The least recently used hosts give way first: beyond the caps, or idle too long.
+        while _idle:
+            oldest_key, oldest = next(iter(_idle.items()))
+            over = _idle_count > _MAX_IDLE or len(_idle) > _POOL_CACHE_SIZE
+            if oldest and not over and oldest[-1].idle_since > now - _POOL_IDLE_SECONDS:
                 break
-            del _pools[oldest_key]
-            stale.append(oldest)
-    for old in stale:
+            if not oldest:
+                if oldest_key == key:
+                    break
+                del _idle[oldest_key]
+                continue
+            closing.append(oldest.pop(0))
+            _idle_count -= 1
+    for old in closing:
         old.close()
-    return pool
 
 
 def clear_caches() -> None:
     """Forget cached DNS answers and close every pooled connection (tests; never needed in production)."""
+    global _idle_count
     with _dns_lock:
         _dns_cache.clear()
+    _parse_cached.cache_clear()
     with _pools_lock:
-        pools = [pool for pool, _ in _pools.values()]
-        _pools.clear()
-    for pool in pools:
-        pool.close()
+        conns = [conn for pooled in _idle.values() for conn in pooled]
+        _idle.clear()
+        _idle_count = 0
+    for conn in conns:
+        conn.close()
 
 
 # --------------------------------------------------------------------------------------------------
 # Errors
-
-
-def _root_cause(exc: BaseException) -> BaseException:
-    seen = 0
-    while isinstance(exc, u3.HTTPError) and seen < 5:
-        inner = exc.__cause__
-        if inner is None and isinstance(exc, u3.ProtocolError) and len(exc.args) > 1:
-            candidate = exc.args[1]
-            inner = candidate if isinstance(candidate, BaseException) else None
-        if inner is None:
-            break
-        exc, seen = inner, seen + 1
-    return exc
-
-
-def _too_slow(policy: OutboundPolicy) -> OutboundError:
-    return OutboundError(f"no complete response within {policy.total_timeout:g} s", kind="timeout")
-
-
-def _transport_error(
-    exc: BaseException, deadline: _Deadline, policy: OutboundPolicy, *, connecting: bool = False
-) -> OutboundError:
-    if deadline.fired:
-        return _too_slow(policy)
-    root = _root_cause(exc)
-    if isinstance(root, TimeoutError | u3.TimeoutError):
-        if connecting:
-            return OutboundError("connection timed out", kind="timeout")
-        return OutboundError("timed out waiting for the response", kind="timeout")
-    if isinstance(root, ssl.SSLCertVerificationError):
-        detail = root.verify_message or "not trusted"
-        return OutboundError(f"TLS certificate rejected: {detail}", kind="tls")
-    if isinstance(root, CertificateError):
-        return OutboundError("TLS certificate does not match the host name", kind="tls")
-    if isinstance(root, ssl.SSLError):
-        return OutboundError(f"TLS failed: {root.reason or type(root).__name__}", kind="tls")
-    if isinstance(root, http.client.RemoteDisconnected):
-        return OutboundError("the server closed the connection without a response", kind="connect")
-    if isinstance(root, http.client.IncompleteRead):
-        return OutboundError("the response body ended early", kind="protocol")
-    if isinstance(root, http.client.LineTooLong):
-        return OutboundError("the response has a line that is too long", kind="protocol")
-    if isinstance(root, u3.NewConnectionError):
-        return OutboundError("could not connect", kind="connect")
-    if isinstance(root, http.client.HTTPException | u3.HTTPError):
-        return OutboundError("the response is not valid HTTP", kind="protocol")
-    if isinstance(root, ConnectionRefusedError):
-        return OutboundError("connection refused", kind="connect")
-    if isinstance(root, ConnectionResetError | ConnectionAbortedError):
-        return OutboundError("connection reset", kind="connect")
-    if isinstance(root, BrokenPipeError):
-        return OutboundError("the server closed the connection while the request was sent", kind="connect")
-    if isinstance(root, OSError):
-        if root.errno == errno.ENETUNREACH:
-            return OutboundError("network unreachable", kind="connect")
-        if root.errno == errno.EHOSTUNREACH:
-            return OutboundError("host unreachable", kind="connect")
-        return OutboundError(f"connection failed: {root.strerror or type(root).__name__}", kind="connect")
-    return OutboundError(f"request failed: {type(root).__name__}", kind="protocol")
-
-
-_TRANSPORT_ERRORS = (OSError, http.client.HTTPException, u3.HTTPError, CertificateError)
 
 
 class _Stale(Exception):
@@ -640,114 +522,373 @@ class _ConnectFailed(Exception):
         self.error = error
 
 
-# --------------------------------------------------------------------------------------------------
-# Requests
+class _NoResponse(Exception):
+    """The server closed the connection before sending a single byte of a response."""
 
 
-def _remaining(deadline: _Deadline, policy: OutboundPolicy) -> float:
-    left = deadline.at - time.monotonic()
+class _Malformed(Exception):
+    """The response is not HTTP this client will read; the message says why."""
+
+
+def _too_slow(policy: OutboundPolicy) -> OutboundError:
+    return OutboundError(f"no complete response within {policy.total_timeout:g} s", kind="timeout")
+
+
+def _transport_error(
+    exc: BaseException, deadline: float, policy: OutboundPolicy, *, connecting: bool = False
+) -> OutboundError:
+    if isinstance(exc, TimeoutError):
+        if time.monotonic() >= deadline:
+            return _too_slow(policy)
+        return OutboundError("connection timed out", kind="timeout")
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        detail = exc.verify_message or "not trusted"
+        return OutboundError(f"TLS certificate rejected: {detail}", kind="tls")
+    if isinstance(exc, ssl.SSLError):
+        return OutboundError(f"TLS failed: {exc.reason or type(exc).__name__}", kind="tls")
+    if isinstance(exc, ConnectionRefusedError):
+        return OutboundError("connection refused", kind="connect")
+    if isinstance(exc, ConnectionResetError | ConnectionAbortedError):
+        return OutboundError("connection reset", kind="connect")
+    if isinstance(exc, BrokenPipeError):
+        return OutboundError("the server closed the connection while the request was sent", kind="connect")
+    if isinstance(exc, OSError):
+        if exc.errno == errno.ENETUNREACH:
+            return OutboundError("network unreachable", kind="connect")
+        if exc.errno == errno.EHOSTUNREACH:
+            return OutboundError("host unreachable", kind="connect")
+        if connecting and exc.strerror is None:
+            return OutboundError("could not connect", kind="connect")
+        return OutboundError(f"connection failed: {exc.strerror or type(exc).__name__}", kind="connect")
+    return OutboundError(f"request failed: {type(exc).__name__}", kind="protocol")
+
+
+def _remaining(deadline: float, policy: OutboundPolicy) -> float:
+    left = deadline - time.monotonic()
     if left <= 0:
         raise _too_slow(policy)
     return left
 
 
+# --------------------------------------------------------------------------------------------------
+# Connecting
+
+
+def _connect(target: _Target, ip: str, policy: OutboundPolicy, deadline: float) -> _Conn:
+    """A new connection to the checked address; for https, verified for the name. Connecting and
+    the TLS handshake together get at most connect_timeout, however slowly the server answers."""
+    until = min(deadline, time.monotonic() + policy.connect_timeout)
+    try:
+        sock = _create_connection((ip, target.port), timeout=max(until - time.monotonic(), 0.001))
+    except OSError as exc:
+        error = _transport_error(exc, deadline, policy, connecting=True)
+        if error.kind in ("connect", "timeout") and time.monotonic() < deadline:
+            raise _ConnectFailed(error) from None  # nothing was sent: the next address may be tried
+        raise error from None
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if target.scheme == "https":
+            sock = _handshake(sock, target.host, until)
+    except OSError as exc:
+        sock.close()
+        raise _transport_error(exc, deadline, policy, connecting=True) from None
+    return _Conn(sock)
+
+
+def _handshake(sock: socket.socket, server_hostname: str, until: float) -> socket.socket:
+    """TLS with SNI and certificate verification for the name, bounded as a whole by `until`."""
+    tls = _tls_context().wrap_socket(sock, server_hostname=server_hostname, do_handshake_on_connect=False)
+    try:
+        tls.setblocking(False)
+        while True:
+            try:
+                tls.do_handshake()
+                return tls
+            except ssl.SSLWantReadError:
+                event = select.POLLIN
+            except ssl.SSLWantWriteError:
+                event = select.POLLOUT
+            left = until - time.monotonic()
+            poller = select.poll()
+            poller.register(tls.fileno(), event)
+            if left <= 0 or not poller.poll(left * 1000):
+                raise TimeoutError("TLS handshake timed out")
+    except BaseException:
+        tls.close()
+        raise
+
+
+# --------------------------------------------------------------------------------------------------
+# Requests and responses (HTTP/1.1, RFC 9112)
+
+# A header name (a token) and what a header value may not contain (CR, LF, NUL and other controls).
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_FRAMING = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+_STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([1-9][0-9][0-9])(?:[ \t][^\r\n]*)?")
+_MAX_HEAD = 65_536
+_MAX_FIELDS = 100
+_MAX_LINE = 8_192
+_MAX_INTERIM = 10
+
+
+class Headers(Mapping[str, str]):
+    """Response headers, looked up case-insensitively; a repeated field's values joined with ", "."""
+
+    __slots__ = ("_fields",)
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        self._fields = fields  # names in lower case
+
+    def __getitem__(self, name: str) -> str:
+        return self._fields[name.lower()]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._fields
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._fields)
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def __repr__(self) -> str:
+        return f"Headers({self._fields!r})"
+
+
+def _request_bytes(
+    method: str, target: _Target, headers: Mapping[str, str] | None, body: bytes | None
+) -> bytes:
+    """Request line, headers and body, to be sent in one write. Framing and Host are ours: a
+    caller-supplied Host would defeat connecting by address, and a stray Content-Length would
+    desynchronise a kept-alive connection."""
+    lines = [f"{method} {target.path} HTTP/1.1", f"Host: {target.host_header}"]
+    for name, value in (headers or {}).items():
+        if name.lower() in _FRAMING:
+            continue
+        if not _TOKEN.fullmatch(name) or _BAD_VALUE.search(value):
+            raise ValueError(f"header {name!r} cannot be sent")
+        lines.append(f"{name}: {value}")
+    if body is not None or method in ("POST", "PUT", "PATCH"):
+        lines.append(f"Content-Length: {len(body or b'')}")
+    lines.append("\r\n")
+    return "\r\n".join(lines).encode("latin-1") + (body or b"")
+
+
+class _Reader:
+    """The response's bytes as they arrive, every socket read bounded by the request's deadline
+    (a server trickling a byte at a time still ends there)."""
+
+    __slots__ = ("buf", "deadline", "policy", "received", "sock")
+
+    def __init__(self, sock: socket.socket, deadline: float, policy: OutboundPolicy) -> None:
+        self.sock = sock
+        self.deadline = deadline
+        self.policy = policy
+        self.buf = bytearray()
+        self.received = 0
+
+    def fill(self) -> bool:
+        """Reads once more; False at the end of the stream."""
+        self.sock.settimeout(_remaining(self.deadline, self.policy))
+        data = self.sock.recv(_READ_CHUNK)
+        if not data:
+            return False
+        self.buf += data
+        self.received += len(data)
+        return True
+
+    def take(self, count: int) -> bytes:
+        data = bytes(self.buf[:count])
+        del self.buf[:count]
+        return data
+
+    def line(self) -> bytes:
+        """The next line, without its line ending."""
+        while (end := self.buf.find(b"\n")) < 0:
+            if len(self.buf) > _MAX_LINE:
+                raise _Malformed("the response has a line that is too long")
+            if not self.fill():
+                raise _Malformed("the response body ended early")
+        return self.take(end + 1)[:-1].removesuffix(b"\r")
+
+    def at_least(self, count: int) -> None:
+        while len(self.buf) < count:
+            if not self.fill():
+                raise _Malformed("the response body ended early")
+
+
+def _read_head(reader: _Reader) -> tuple[int, int, Headers]:
+    """(minor version, status, headers) of the final response, interim 1xx responses skipped."""
+    for _ in range(_MAX_INTERIM):
+        while True:
+            while reader.buf[:2] == b"\r\n":  # stray line ends before a status line are allowed
+                del reader.buf[:2]
+            end = _HEAD_END.search(reader.buf, 0, _MAX_HEAD)
+            if end is not None:
+                break
+            if len(reader.buf) >= _MAX_HEAD:
+                raise _Malformed("the response head is too large")
+            if not reader.fill():
+                if not reader.received:
+                    raise _NoResponse
+                raise _Malformed("the response ended within its head")
+        lines = reader.take(end.end()).split(b"\n")
+        status_line = _STATUS_LINE.fullmatch(lines[0].removesuffix(b"\r"))
+        if status_line is None:
+            raise _Malformed("the response is not valid HTTP")
+        status = int(status_line[2])
+        fields = _fields(lines[1:])
+        if status >= 200:
+            return int(status_line[1]), status, fields
+        if status == 101:
+            raise _Malformed("the server switched protocols")
+    raise _Malformed("too many interim responses")
+
+
+def _fields(lines: list[bytes]) -> Headers:
+    fields: dict[str, str] = {}
+    name = ""
+    count = 0
+    for raw in lines:
+        line = raw.removesuffix(b"\r").decode("latin-1")
+        if not line:
+            continue
+        if line[0] in " \t":  # an obsolete folded continuation of the previous field
+            if not name:
+                raise _Malformed("the response head is not valid HTTP")
+            fields[name] = f"{fields[name]} {line.strip()}"
+            continue
+        count += 1
+        if count > _MAX_FIELDS:
+            raise _Malformed("the response has too many header fields")
+        raw_name, colon, value = line.partition(":")
+        if not colon or not _TOKEN.fullmatch(raw_name):
+            raise _Malformed("the response has an invalid header field")
+        name = raw_name.lower()
+        value = value.strip(" \t")
+        fields[name] = f"{fields[name]}, {value}" if name in fields else value
+    return Headers(fields)
+
+
+def _tokens(value: str | None) -> list[str]:
+    return [part.strip().lower() for part in value.split(",") if part.strip()] if value else []
+
+
 def _read_body(
-    resp: HTTPResponse, sock: socket.socket, deadline: _Deadline, policy: OutboundPolicy
+    reader: _Reader, method: str, version: int, status: int, headers: Headers
 ) -> tuple[bytes, bool]:
-    """Up to max_body bytes, and whether the body was read to its end (the connection is reusable)."""
+    """The body, at most max_body bytes, and whether the connection may carry another request."""
+    limit = reader.policy.max_body
+    keep = version == 1 and "close" not in _tokens(headers.get("connection"))
+    if method == "HEAD" or status in (204, 304):
+        return b"", keep and not reader.buf
+    codings = _tokens(headers.get("transfer-encoding"))
+    if codings:
+        if codings[-1] != "chunked":
+            return _read_to_close(reader, limit), False
+        # Both framings at once is how responses get smuggled: read it, never reuse the connection.
+        return _read_chunked(reader, limit, keep and "content-length" not in headers)
+    declared = headers.get("content-length")
+    if declared is None:
+        return _read_to_close(reader, limit), False
+    values = {part.strip() for part in declared.split(",")}
+    length = values.pop() if len(values) == 1 else ""
+    if not (length.isascii() and length.isdigit() and len(length) <= 18):
+        raise _Malformed("the response has an invalid Content-Length")
+    size = int(length)
+    reader.at_least(min(size, limit))
+    if size > limit:
+        return reader.take(limit), False
+    body = reader.take(size)
+    return body, keep and not reader.buf
+
+
+def _read_chunked(reader: _Reader, limit: int, keep: bool) -> tuple[bytes, bool]:
     body = bytearray()
-    while len(body) < policy.max_body:
-        # read1 makes at most one read on the socket, so this timeout bounds it by the deadline.
-        # A `Connection: close` response has http.client close its socket object (the response's
-        # file keeps the descriptor): then the timeout set before the request still bounds the read.
-        with contextlib.suppress(OSError):
-            sock.settimeout(_remaining(deadline, policy))
-        chunk = resp.read1(min(_READ_CHUNK, policy.max_body - len(body)), decode_content=False)
-        if not chunk:
-            return bytes(body), True
-        body += chunk
-    return bytes(body), resp.closed
+    while True:
+        size_text = reader.line().split(b";", 1)[0].strip()
+        if not size_text or len(size_text) > 15 or size_text.strip(b"0123456789abcdefABCDEF"):
+            raise _Malformed("the response has an invalid chunk size")
+        size = int(size_text, 16)
+        if size == 0:
+            for _ in range(_MAX_FIELDS + 1):  # trailer fields, then an empty line
+                if not reader.line():
+                    return bytes(body), keep and not reader.buf
+            raise _Malformed("the response has too many trailer fields")
+        room = limit - len(body)
+        if size > room:
+            reader.at_least(room)
+            body += reader.take(room)
+            return bytes(body), False
+        reader.at_least(size)
+        body += reader.take(size)
+        if reader.line():
+            raise _Malformed("the response has an invalid chunk")
+
+
+def _read_to_close(reader: _Reader, limit: int) -> bytes:
+    while len(reader.buf) < limit and reader.fill():
+        pass
+    return reader.take(limit)
 
 
 def _exchange(
-    pool: _Pool,
     conn: _Conn,
+    reused: bool,
     method: str,
-    target: _Target,
-    body: bytes | None,
-    headers: dict[str, str],
+    message: bytes,
     policy: OutboundPolicy,
-    deadline: _Deadline,
+    deadline: float,
+    started: float,
+) -> tuple[Response, bool]:
+    """One request on `conn`: the response, and whether the connection may be kept."""
+    sock = conn.sock
+    reader = _Reader(sock, deadline, policy)
+    try:
+        sock.settimeout(_remaining(deadline, policy))
+        sock.sendall(message)
+        version, status, headers = _read_head(reader)
+        body, keep = _read_body(reader, method, version, status, headers)
+    except _NoResponse:
+        if reused:
+            raise _Stale from None
+        raise OutboundError("the server closed the connection without a response", kind="connect") from None
+    except _Malformed as exc:
+        raise OutboundError(str(exc), kind="protocol") from None
+    except OSError as exc:
+        if reused and not reader.received and isinstance(exc, ConnectionError):
+            raise _Stale from None
+        raise _transport_error(exc, deadline, policy) from None
+    elapsed_ms = int((time.monotonic() - started) * 1000)
+    return Response(status=status, headers=headers, body=body, elapsed_ms=elapsed_ms), keep
+
+
+def _send(
+    key: _PoolKey,
+    conn: _Conn,
+    reused: bool,
+    method: str,
+    message: bytes,
+    policy: OutboundPolicy,
+    deadline: float,
     started: float,
 ) -> Response:
-    reusable = False
-    resp = None
+    keep = False
     try:
-        reused = not conn.is_closed
-        if not reused:
-            conn.timeout = min(policy.connect_timeout, _remaining(deadline, policy))
-            try:
-                conn.connect()
-            except _TRANSPORT_ERRORS as exc:
-                error = _transport_error(exc, deadline, policy, connecting=True)
-                if error.kind in ("connect", "timeout") and not deadline.fired:
-                    raise _ConnectFailed(error) from None
-                raise error from None
-        sock = conn.sock
-        _WATCHDOG.attach(deadline, sock)
-        try:
-            conn.timeout = _remaining(deadline, policy)
-            conn.request(
-                method, target.path, body=body, headers=headers, preload_content=False, decode_content=False
-            )
-            conn.timeout = _remaining(deadline, policy)
-            resp = conn.getresponse()
-        except _TRANSPORT_ERRORS as exc:
-            if reused and not deadline.fired and isinstance(_root_cause(exc), ConnectionError):
-                raise _Stale from None
-            raise _transport_error(exc, deadline, policy) from None
-        try:
-            content, complete = _read_body(resp, sock, deadline, policy)
-        except _TRANSPORT_ERRORS as exc:
-            raise _transport_error(exc, deadline, policy) from None
-        result = Response(
-            status=resp.status,
-            headers=resp.headers,
-            body=content,
-            elapsed_ms=int((time.monotonic() - started) * 1000),
-        )
-        reusable = complete
-        return result
+        response, keep = _exchange(conn, reused, method, message, policy, deadline, started)
+        return response
     finally:
-        fired = _WATCHDOG.attach(deadline, None)
-        if reusable and not fired:
-            pool._put_conn(conn)
+        if keep:
+            _checkin(key, conn)
         else:
-            if resp is not None:
-                resp.close()
             conn.close()
-            pool._put_conn(None)
 
 
-def _take(pool: _Pool) -> _Conn:
-    """A pooled connection (kept alive, or closed and to be connected), taking one of the pool's slots."""
-    try:
-        return cast(_Conn, pool._get_conn())
-    except u3.ClosedPoolError:
-        # Evicted by another thread meanwhile: a one-off connection, closed after use by _put_conn.
-        return cast(_Conn, pool._new_conn())
-
-
-def _outgoing_headers(headers: Mapping[str, str] | None, target: _Target) -> dict[str, str]:
-    # Framing and Host are ours: a caller-supplied Host would defeat connecting by address, and a
-    # stray Content-Length would desynchronise a kept-alive connection.
-    merged = {
-        name: value
-        for name, value in (headers or {}).items()
-        if name.lower() not in ("host", "content-length", "transfer-encoding")
-    }
-    merged["Host"] = target.host_header
-    return merged
+@lru_cache(maxsize=_PARSE_CACHE_SIZE)
+def _parse_cached(url: str, allow_http: bool) -> _Target:
+    return _parse(url, OutboundPolicy(allow_http=allow_http))
 
 
 def request(
@@ -762,29 +903,26 @@ def request(
     """Raises UnsafeUrl if the target is forbidden at send time, OutboundError on transport failure.
     Any HTTP status (incl. 3xx, 4xx, 5xx) is returned as a Response, never raised."""
     started = time.monotonic()
-    target = _parse(url, policy)
+    target = _parse_cached(url, policy.allow_http)
     addresses = _checked_addresses(target, policy, resolver, at_send=True)
-    outgoing = _outgoing_headers(headers, target)
-    deadline = _WATCHDOG.arm(started + policy.total_timeout)
-    try:
-        failure: OutboundError | None = None
-        for ip in addresses:
-            pool = _pool_for(target.scheme, ip, target.port, target.host)
+    message = _request_bytes(method, target, headers, body)
+    deadline = started + policy.total_timeout
+    failure: OutboundError | None = None
+    for ip in addresses:
+        key = (target.scheme, ip, target.port, target.host)
+        conn = _checkout(key)
+        if conn is not None:
             try:
-                try:
-                    return _exchange(
-                        pool, _take(pool), method, target, body, outgoing, policy, deadline, started
-                    )
-                except _Stale:
-                    # The receiver dropped an idle connection; its pooled siblings are likely gone too.
-                    fresh = _take(pool)
-                    fresh.close()
-                    return _exchange(pool, fresh, method, target, body, outgoing, policy, deadline, started)
-            except _ConnectFailed as exc:
-                # Nothing was sent yet, so the next address of the same name is safe to try.
-                failure = exc.error
-        if failure is None:
-            raise _too_slow(policy)
-        raise failure
-    finally:
-        _WATCHDOG.finish(deadline)
+                return _send(key, conn, True, method, message, policy, deadline, started)
+            except _Stale:
+                pass  # the receiver dropped the idle connection: once more on a new one
+        try:
+            conn = _connect(target, ip, policy, deadline)
+        except _ConnectFailed as exc:
+            # Nothing was sent yet, so the next address of the same name is safe to try.
+            failure = exc.error
+            continue
+        return _send(key, conn, False, method, message, policy, deadline, started)
+    if failure is None:
+        raise _too_slow(policy)
+    raise failure
