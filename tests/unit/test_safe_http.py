@@ -993,10 +993,23 @@ def test_malformed_response_is_a_protocol_error_naming_the_problem(
     assert reason in str(failed.value)
 
 
+@pytest.mark.parametrize("checked", [True, False], ids=["checked-before-reuse", "reused-at-once"])
 def test_idle_connection_the_receiver_closed_is_not_used_and_nothing_is_sent_twice(
-    scripted: Callable[..., Scripted],
+    scripted: Callable[..., Scripted], monkeypatch: pytest.MonkeyPatch, checked: bool
 ) -> None:
-    # The receiver answers and then closes the connection while it sits idle in the pool.
+    # The receiver answers and then closes the connection while it sits idle in the pool. Checked
+    # before reuse, it is dropped; reused at once (just used), the request meets the closed
+    # connection before any answer and goes once more on a new one. Either way it arrives once.
+    verdicts: list[bool] = []
+    real_dropped = safe_http._Conn.dropped
+
+    def dropped(conn: Any) -> bool:
+        verdicts.append(real_dropped(conn))
+        return verdicts[-1]
+
+    monkeypatch.setattr(safe_http._Conn, "dropped", dropped)
+    if checked:
+        monkeypatch.setattr(safe_http, "_FRESH_SECONDS", 0.0)
     server = scripted((OK_2, True), OK_2)
 
     assert request("POST", server.url(), body=b"1", policy=LOCAL).status == 200
@@ -1008,6 +1021,7 @@ def test_idle_connection_the_receiver_closed_is_not_used_and_nothing_is_sent_twi
 
     assert [r.rsplit(b"\r\n\r\n", 1)[1] for r in server.requests] == [b"1", b"2"]
     assert server.connections == 2
+    assert verdicts == ([True] if checked else [])
 
 
 # --------------------------------------------------------------------------------------------------

@@ -65,6 +65,8 @@ _POOL_MAXSIZE = 100
 # and all pools together keep at most _MAX_IDLE.
 _POOL_IDLE_SECONDS = 60.0
 _MAX_IDLE = 512
+# An idle connection returned to the pool less than this long ago is reused without checking it.
+_FRESH_SECONDS = 1.0
 _PARSE_CACHE_SIZE = 1024
 
 
@@ -455,7 +457,10 @@ def _checkout(key: _PoolKey) -> _Conn | None:
                 return None
             conn = conns.pop()
             _idle_count -= 1
-        if time.monotonic() - conn.idle_since < _POOL_IDLE_SECONDS and not conn.dropped():
+        idle = time.monotonic() - conn.idle_since
+        # Just used: no need to ask the socket. Should the server have hung up all the same, the
+        # request fails before any answer and is sent once more on a new connection (_Stale).
+        if idle < _FRESH_SECONDS or (idle < _POOL_IDLE_SECONDS and not conn.dropped()):
             return conn
         conn.close()
 
