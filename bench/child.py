@@ -4,7 +4,9 @@ the runtime's packages on the path; the environment the template gives it) and r
 JSON line on the original stdout:
 
 - `import_ms`: the cold import of the handler module (boto3, pydantic, Powertools, webhooks), or of
-  the module named by the optional fifth argument (`boto3`, for the floor every handler stands on);
+  what the optional further arguments name instead, each `module` (`import module`) or
+  `module:Name,Name` (`from module import Name, Name`), all in one timing: `boto3` alone, or the
+  floor of third-party imports the handlers stand on;
 - with `import-after-boto3`: boto3 is imported first, untimed, then `import_ms` is the handler's
   import without boto3's own (what boto3 is used for at import, such as creating clients, stays in);
 - with `batch`: runs the handler once on the Lambda SQS event read from stdin and adds its peak RSS.
@@ -51,7 +53,7 @@ def _rss_mb() -> float:
 
 def main(argv: list[str]) -> None:
     mode, code_dir, layer_dir, site_dir = argv[:4]
-    module = argv[4] if len(argv) > 4 else "app"
+    imports = argv[4:] or ["app"]
     event: Any = json.load(sys.stdin) if mode == "batch" else None
     out = os.fdopen(os.dup(1), "w")
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -61,7 +63,11 @@ def main(argv: list[str]) -> None:
         importlib.import_module("boto3")
 
     started = time.perf_counter()
-    app = importlib.import_module(module)
+    for spec in imports:
+        name, _, names = spec.partition(":")
+        app = importlib.import_module(name)
+        for attribute in filter(None, names.split(",")):
+            getattr(app, attribute)  # as `from name import attribute` does: pydantic's are lazy
     result: dict[str, Any] = {
         "import_ms": round((time.perf_counter() - started) * 1000, 1),
         "rss_after_import_mb": _rss_mb(),

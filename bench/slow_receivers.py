@@ -9,6 +9,7 @@ DeliveryConcurrency, to show which would meet the target.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from typing import Any
@@ -45,7 +46,7 @@ def _batch(bench: BenchStack, deliverer: Deliverer, hooks: list[Any]) -> tuple[f
 
 def _measure(bench: BenchStack, hooks: list[Any], concurrency: int) -> dict[str, Any]:
     safe_http.clear_caches()  # no kept-alive connection from an earlier run
-    settings = bench.settings.model_copy(update={"delivery_concurrency": concurrency})
+    settings = dataclasses.replace(bench.settings, delivery_concurrency=concurrency)
     deliverer = Deliverer(settings)
     try:
         cold, cold_aws, failed_cold, cold_calls = _batch(bench, deliverer, hooks)

@@ -200,16 +200,18 @@ class ReplayResult(BaseModel):
     replayed: int
 
 
-class FieldError(BaseModel):
+# The error answers are written by hand (functions/api/app.py); these models only describe them in
+# the OpenAPI document, so they are built when it is asked for, not at every cold start.
+class FieldError(BaseModel, defer_build=True):
     field: str
     reason: str
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(BaseModel, defer_build=True):
     code: str
     message: str
     fields: list[FieldError] = []
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(BaseModel, defer_build=True):
     error: ErrorBody

@@ -25,6 +25,29 @@ def bearer_token(header: str | None) -> str | None:
     return match.group(1) if match else None
 
 
+def allow_all_policy(principal: str, method_arn: str, context: dict[str, str]) -> dict[str, Any]:
+    """A TOKEN authorizer's answer allowing every method and path of the stage `method_arn` is in,
+    so that API Gateway can cache it for every route of the token."""
+    # methodArn: arn:{partition}:execute-api:{region}:{aws_account}:{api_id}/{stage}/{method}/{path}
+    arn, _, path = method_arn.partition("/")
+    _, partition, _, region, aws_account, api_id = arn.split(":")
+    stage = path.split("/")[0]
+    return {
+        "principalId": principal,
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Action": "execute-api:Invoke",
+                    "Effect": "Allow",
+                    "Resource": [f"arn:{partition}:execute-api:{region}:{aws_account}:{api_id}/{stage}/*/*"],
+                }
+            ],
+        },
+        "context": context,
+    }
+
+
 class TokenStore:
     def __init__(self, table_name: str) -> None:
         self.table_name = table_name

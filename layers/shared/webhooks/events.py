@@ -32,7 +32,10 @@ Scalar = StrictInt | float | bool | str | None
 
 
 class _Event(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: the bases (_Event, _MailEvent, _ProfileEvent, _ProfileChangeEvent) never validate
+    # or dump anything themselves, so only the concrete types, which say defer_build=False, build
+    # their schemas at import: four fewer to build at every cold start.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     # Fields posted to receivers, in order; subclasses may add conditional ones in posted_fields().
     POSTED: ClassVar[tuple[str, ...]]
@@ -88,7 +91,7 @@ class _MailEvent(_Event):
     collection: Ref | None = None
 
 
-class ClickEvent(_MailEvent):
+class ClickEvent(_MailEvent, defer_build=False):
     POSTED = (
         "id",
         "type",
@@ -108,7 +111,7 @@ class ClickEvent(_MailEvent):
     referer: Text = ""
 
 
-class OpenEvent(_MailEvent):
+class OpenEvent(_MailEvent, defer_build=False):
     POSTED = ("id", "type", "timestamp", "time", "recipient", "ip", "useragent", "referer", "tags")
     type: Literal["open"]
     ip: Annotated[str, Field(max_length=45)] = ""
@@ -116,14 +119,14 @@ class OpenEvent(_MailEvent):
     referer: Text = ""
 
 
-class BounceEvent(_MailEvent):
+class BounceEvent(_MailEvent, defer_build=False):
     POSTED = ("id", "type", "timestamp", "time", "recipient", "envelope", "mime", "tags")
     type: Literal["bounce"]
     envelope: Text
     mime: Mime
 
 
-class FailureEvent(_MailEvent):
+class FailureEvent(_MailEvent, defer_build=False):
     POSTED = (
         "id", "type", "timestamp", "time", "recipient", "action", "state",
         "code", "extended", "description", "tags",
@@ -136,7 +139,7 @@ class FailureEvent(_MailEvent):
     description: LongText | None = None
 
 
-class DeliveryEvent(_MailEvent):
+class DeliveryEvent(_MailEvent, defer_build=False):
     POSTED = ("id", "type", "timestamp", "time", "recipient", "code", "extended", "description", "tags")
     type: Literal["delivery"]
     code: StrictInt
@@ -187,15 +190,15 @@ class _ProfileChangeEvent(_ProfileEvent):
         return payload
 
 
-class CreateEvent(_ProfileChangeEvent):
+class CreateEvent(_ProfileChangeEvent, defer_build=False):
     type: Literal["create"]
 
 
-class UpdateEvent(_ProfileChangeEvent):
+class UpdateEvent(_ProfileChangeEvent, defer_build=False):
     type: Literal["update"]
 
 
-class DeleteEvent(_ProfileEvent):
+class DeleteEvent(_ProfileEvent, defer_build=False):
     type: Literal["delete"]
 
     def posted_fields(self) -> tuple[str, ...]:
@@ -204,7 +207,7 @@ class DeleteEvent(_ProfileEvent):
         return ("type", "timestamp", "time", "profile", "database", "fields")
 
 
-class UnsubscribeEvent(_Event):
+class UnsubscribeEvent(_Event, defer_build=False):
     POSTED = ("id", "type", "timestamp", "time", "database", "profile", "mailing")
     type: Literal["unsubscribe"]
     id: Annotated[str, Field(min_length=1, max_length=255)]
@@ -213,7 +216,7 @@ class UnsubscribeEvent(_Event):
     mailing: Ref
 
 
-class AbuseEvent(_Event):
+class AbuseEvent(_Event, defer_build=False):
     POSTED = ("id", "type", "emailfrom", "mime")
     type: Literal["abuse"]
     id: Annotated[str, Field(min_length=1, max_length=255)]
