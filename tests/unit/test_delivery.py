@@ -259,7 +259,10 @@ class FakeLog:
     attempts: list[Attempt] = field(default_factory=list)
     failed: list[tuple[DeliveryMessage, str]] = field(default_factory=list)
 
+    chunks: list[int] = field(default_factory=list)
+
     def write_attempts(self, attempts: list[Attempt]) -> None:
+        self.chunks.append(len(attempts))
         self.attempts.extend(attempts)
 
     def write_failed(self, failures: list[tuple[DeliveryMessage, str]]) -> None:
@@ -405,6 +408,13 @@ def test_success_is_not_received_again_and_is_logged(bench: Bench) -> None:
     assert bench.deliverer.process([record("hook-ok")]) == {"batchItemFailures": []}
     assert outcomes(bench) == [("msg_r1", 1, "succeeded")]
     assert (bench.queues.visibility, bench.queues.sent) == ([], {})
+
+
+def test_attempts_are_logged_in_chunks_of_25_every_one_of_them(bench: Bench) -> None:
+    records = [record("hook-ok", f"k{n}") for n in range(60)]
+    assert bench.deliverer.process(records) == {"batchItemFailures": []}
+    assert bench.log.chunks == [25, 25, 10]
+    assert sorted(a.delivery_id for a in bench.log.attempts) == sorted(f"msg_k{n}" for n in range(60))
 
 
 def test_each_delivery_is_posted_with_its_own_id_and_payload(bench: Bench) -> None:
@@ -621,8 +631,9 @@ def test_a_delivery_log_that_cannot_be_written_does_not_fail_the_batch(
 
     monkeypatch.setattr(bench.deliverer.log, "write_attempts", unavailable)
     # Failing the records would POST them again: the receiver already has them.
-    assert bench.deliverer.process([record("hook-ok")]) == {"batchItemFailures": []}
-    assert len(bench.post.calls) == 1
+    records = [record("hook-ok", f"u{n}") for n in range(30)]
+    assert bench.deliverer.process(records) == {"batchItemFailures": []}
+    assert len(bench.post.calls) == 30
 
 
 def test_a_rate_limit_that_cannot_be_read_holds_the_hooks_deliveries_back(

@@ -219,19 +219,20 @@ class Deliverer:
             assert hook is not None
             posts += self._plan(hook, items, settle)
 
-        log_writes: list[Future[None]] = []
+        log_writes: list[tuple[Future[None], int]] = []
+        logged = 0
         for planned, sent in zip(posts, self.pool.map(self._send, posts), strict=True):
             planned.sent = sent
             for item in planned.items:
                 self._settle(planned.hook, item, sent, settle)
             # Each full chunk of attempts is logged now, while the batch's other POSTs are still out.
-            logged = len(log_writes) * BATCH_WRITE_ITEMS
-            if len(settle.attempts) - logged >= BATCH_WRITE_ITEMS:
+            while len(settle.attempts) - logged >= BATCH_WRITE_ITEMS:
                 chunk = settle.attempts[logged : logged + BATCH_WRITE_ITEMS]
-                log_writes.append(self.log_pool.submit(self.log.write_attempts, chunk))
-        logged = len(log_writes) * BATCH_WRITE_ITEMS
+                log_writes.append((self.log_pool.submit(self.log.write_attempts, chunk), len(chunk)))
+                logged += len(chunk)
         if len(settle.attempts) > logged:
-            log_writes.append(self.log_pool.submit(self.log.write_attempts, settle.attempts[logged:]))
+            rest = settle.attempts[logged:]
+            log_writes.append((self.log_pool.submit(self.log.write_attempts, rest), len(rest)))
         self._apply(settle, posts, log_writes)
         return queues.partial_response(settle.failed_records)
 
@@ -318,13 +319,15 @@ class Deliverer:
             )
         )
 
-    def _apply(self, settle: _Settlement, posts: list[_Post], log_writes: list[Future[None]]) -> None:
-        for written in log_writes:
+    def _apply(
+        self, settle: _Settlement, posts: list[_Post], log_writes: list[tuple[Future[None], int]]
+    ) -> None:
+        for written, count in log_writes:
             try:
                 written.result()
             except Exception:
                 # The log is for people; failing the batch over it would POST everything again.
-                logger.exception("delivery log not written", extra={"attempts": BATCH_WRITE_ITEMS})
+                logger.exception("delivery log not written", extra={"attempts": count})
         queues.change_visibility(self.settings.delivery_queue_url, settle.retries)
         self._resend(settle)
         if settle.finals:
