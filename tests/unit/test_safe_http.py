@@ -7,6 +7,9 @@ resolver, and the hostile corpus runs with connections made impossible.
 from __future__ import annotations
 
 import datetime
+import http.client
+import io
+import random
 import socket
 import socketserver
 import ssl
@@ -1176,3 +1179,73 @@ def test_https_connection_is_kept_alive_across_requests(
     assert [seen.body for seen in tls_server.seen] == [b"0", b"1", b"2", b"3", b"4"]
     assert len(tls_server.client_ports()) == 1
     assert connections == [("127.0.0.1", tls_server.port)]
+
+
+# --------------------------------------------------------------------------------------------------
+# Differential: the same bytes read by safe_http and by http.client
+
+
+def _random_response(rng: random.Random) -> bytes:
+    status = rng.choice([200, 201, 202, 204, 301, 400, 404, 410, 429, 500, 503])
+    body = bytes(rng.randrange(256) for _ in range(rng.choice([0, 1, 17, 100, 5000, 70_000])))
+    fields = [(rng.choice(["X-Req", "x-req", "X-REQ"]), f"v{rng.randrange(1000)}")]
+    fields += [(f"X-F{n}", "".join(rng.choice("ab ,;=") for _ in range(rng.randrange(20)))) for n in range(3)]
+    if status == 429:
+        fields.append(("Retry-After", str(rng.randrange(100))))
+    if status == 204:
+        body = b""
+    framing = rng.choice(["length", "chunked"]) if status != 204 else "none"
+    if framing == "length":
+        fields.append((rng.choice(["Content-Length", "content-length"]), str(len(body))))
+        payload = body
+    elif framing == "chunked":
+        fields.append(("Transfer-Encoding", "chunked"))
+        payload, rest = b"", body
+        while rest:
+            size = rng.randrange(1, 3000)
+            payload += b"%x%s\r\n%s\r\n" % (
+                size if size <= len(rest) else len(rest),
+                rng.choice([b"", b";x=1"]),
+                rest[:size],
+            )
+            rest = rest[size:]
+        payload += b"0\r\n" + rng.choice([b"", b"T: 1\r\n"]) + b"\r\n"
+    else:
+        payload = b""
+    head = b"HTTP/1.1 %d %s\r\n" % (status, rng.choice([b"OK", b"Whatever it says", b""]))
+    head += b"".join(
+        b"%s:%s%s\r\n" % (n.encode(), rng.choice([b" ", b"", b"  "]), v.encode()) for n, v in fields
+    )
+    return head + b"\r\n" + payload
+
+
+def _with_http_client(raw: bytes) -> tuple[int, dict[str, str], bytes]:
+    class FakeSocket:
+        def makefile(self, mode: str) -> io.BufferedReader:
+            return io.BufferedReader(io.BytesIO(raw))
+
+    response = http.client.HTTPResponse(FakeSocket(), method="GET")  # type: ignore[arg-type]
+    response.begin()
+    headers: dict[str, str] = {}
+    for name, raw_value in response.getheaders():
+        # RFC 9110 5.5: white space around a field value is not part of it (http.client keeps the
+        # trailing part).
+        key, value = name.lower(), raw_value.strip(" \t")
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    return response.status, headers, response.read()
+
+
+def test_responses_are_read_exactly_as_http_client_reads_them(scripted: Callable[..., Scripted]) -> None:
+    rng = random.Random(20261123)
+    answers = [_random_response(rng) for _ in range(60)]
+    server = scripted(*answers)
+    policy = replace(LOCAL, max_body=1_000_000)
+
+    for raw in answers:
+        response = request("GET", server.url(), policy=policy)
+        status, headers, body = _with_http_client(raw)
+        assert (response.status, response.body) == (status, body)
+        assert {name: response.headers[name] for name in headers} == headers
+        assert len(response.headers) == len(headers)
+
+    assert server.connections == 1  # every answer was framed right: one kept-alive connection

@@ -36,6 +36,7 @@ from urllib.parse import quote, urlsplit
 from webhooks.errors import InvalidInput
 
 __all__ = [
+    "Headers",
     "OutboundError",
     "OutboundKind",
     "OutboundPolicy",
