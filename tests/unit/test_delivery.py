@@ -413,7 +413,7 @@ def test_success_is_not_received_again_and_is_logged(bench: Bench) -> None:
 def test_attempts_are_logged_in_chunks_of_25_every_one_of_them(bench: Bench) -> None:
     records = [record("hook-ok", f"k{n}") for n in range(60)]
     assert bench.deliverer.process(records) == {"batchItemFailures": []}
-    assert bench.log.chunks == [25, 25, 10]
+    assert sorted(bench.log.chunks) == [10, 25, 25]  # written concurrently: in any order
     assert sorted(a.delivery_id for a in bench.log.attempts) == sorted(f"msg_k{n}" for n in range(60))
 
 

@@ -1,9 +1,14 @@
 """The delivery log: every attempt, and every delivery that failed for good (kept for replay).
 
-One table, partitioned by hook (`hook` = "account#hook_id"), so a customer's log is one query:
-  sk `a#<ms>#<delivery>#<attempt>`  an attempt (status, duration, error)
-  sk `f#<ms>#<delivery>`            a failed delivery with its message, compressed, for replay
-Both expire through the table's TTL after the configured number of days.
+One table, partitioned by hook:
+  hook `account#hook_id#a<shard>`, sk `a#<ms>#<delivery>#<attempt>`
+      an attempt (status, duration, error); a hook's attempts are spread over ATTEMPT_SHARDS
+      partitions by delivery id, since one partition takes about 1,000 writes a second and a
+      flood of opens to one hook can bring more
+  hook `account#hook_id`, sk `f#<ms>#<delivery>`
+      a delivery that failed for good, with its message, compressed, for replay
+Both expire through the table's TTL after the configured number of days. Sort keys begin with the
+time, so a hook's attempts, newest first, are the shards' queries merged.
 """
 
 from __future__ import annotations
@@ -25,8 +30,21 @@ BATCH_WRITE_ITEMS = 25
 UNPROCESSED_RETRIES = 6
 
 
+ATTEMPT_SHARDS = 4
+# Every attempt's sort key sorts below this ("$" follows "#"): the first page's upper bound.
+_ABOVE_ATTEMPTS = "a$"
+
+
 def partition(account: str, hook_id: str) -> str:
     return f"{account}#{hook_id}"
+
+
+def attempt_partition(account: str, hook_id: str, shard: int) -> str:
+    return f"{account}#{hook_id}#a{shard}"
+
+
+def attempt_shard(delivery_id: str) -> int:
+    return zlib.crc32(delivery_id.encode()) % ATTEMPT_SHARDS
 
 
 @dataclass(frozen=True)
@@ -68,7 +86,7 @@ class DeliveryLog:
         """The item in DynamoDB's own typed form: built here once, not walked by boto3's serializer
         (which costs the delivery function more CPU than the POST it logs)."""
         item: dict[str, Any] = {
-            "hook": {"S": partition(a.account, a.hook_id)},
+            "hook": {"S": attempt_partition(a.account, a.hook_id, attempt_shard(a.delivery_id))},
             "sk": {"S": f"a#{int(a.at * 1000):013d}#{a.delivery_id}#{a.attempt:03d}"},
             "delivery_id": {"S": a.delivery_id},
             "event_id": {"S": a.event_id},
@@ -118,17 +136,24 @@ class DeliveryLog:
     def attempts(
         self, account: str, hook_id: str, *, limit: int, cursor: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:
-        query: dict[str, Any] = {
-            "KeyConditionExpression": Key("hook").eq(partition(account, hook_id))
-            & Key("sk").begins_with("a#"),
-            "ScanIndexForward": False,
-            "Limit": limit,
-        }
-        if cursor:
-            query["ExclusiveStartKey"] = {"hook": partition(account, hook_id), "sk": _decode(cursor)}
-        response = self.table.query(**query)
-        last = response.get("LastEvaluatedKey")
-        return response.get("Items", []), (_encode(last["sk"]) if last else None)
+        """A page of the hook's attempts, newest first, and the cursor of the next page (None at
+        the end). The cursor is the last sort key returned: every shard goes on below it."""
+        below = _decode(cursor) if cursor else _ABOVE_ATTEMPTS
+        items: list[dict[str, Any]] = []
+        more = False
+        for shard in range(ATTEMPT_SHARDS):
+            response = self.table.query(
+                KeyConditionExpression=Key("hook").eq(attempt_partition(account, hook_id, shard))
+                & Key("sk").lt(below),
+                ScanIndexForward=False,
+                Limit=limit,
+            )
+            items += response.get("Items", [])
+            more = more or "LastEvaluatedKey" in response
+        items.sort(key=lambda item: str(item["sk"]), reverse=True)
+        page = items[:limit]
+        more = more or len(items) > limit
+        return page, (_encode(str(page[-1]["sk"])) if more and page else None)
 
     def failed(
         self, account: str, hook_id: str, since: int | None, until: int | None

@@ -1,0 +1,72 @@
+"""The delivery log as the API shows it: a hook's attempts are spread over several DynamoDB
+partitions (one takes ~1,000 writes a second), and read back as one list, newest first, page by page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.conftest import LocalStack
+from tests.integration.test_pipeline import active_hook
+from tests.receiver import Receiver
+from webhooks.delivery_log import ATTEMPT_SHARDS, Attempt, DeliveryLog
+
+NOW = 1_795_428_000.0
+
+
+def attempts(account: str, hook_id: str, count: int, prefix: str) -> list[Attempt]:
+    return [
+        Attempt(
+            account=account,
+            hook_id=hook_id,
+            delivery_id=f"msg_{prefix}{n:03d}",
+            event_id=f"evt_{prefix}{n:03d}",
+            type="open",
+            attempt=1 + n % 3,
+            at=NOW + n * 0.25,
+            outcome="succeeded",
+            status=200,
+            duration_ms=n,
+        )
+        for n in range(count)
+    ]
+
+
+def test_a_hooks_attempts_span_its_shards_and_page_back_newest_first_once_each(
+    local: LocalStack, receiver: Receiver
+) -> None:
+    account, token = local.token()
+    hook = active_hook(local, receiver, token, events=["open"])
+    other = active_hook(local, receiver, token, events=["open"])
+    log = DeliveryLog(local.url("DeliveriesTable"), keep_days=30)
+    log.write_attempts(attempts(account, hook["id"], 57, "h"))
+    log.write_attempts(attempts(account, other["id"], 9, "o"))
+
+    partitions = {item["hook"] for item in local.table("DeliveriesTable").scan()["Items"]}
+    mine = {p for p in partitions if p.startswith(f"{account}#{hook['id']}#")}
+    assert len(mine) == ATTEMPT_SHARDS > 1
+
+    seen: list[dict[str, Any]] = []
+    cursor, pages = None, 0
+    while pages < 20:
+        query = "?limit=10" + (f"&cursor={cursor}" if cursor else "")
+        page = local.call("GET", f"/hooks/{hook['id']}/deliveries{query}", token).json()
+        seen += page["attempts"]
+        pages += 1
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+
+    assert pages == 6
+    assert [a["delivery_id"] for a in seen] == [f"msg_h{n:03d}" for n in reversed(range(57))]
+    assert [a["at"] for a in seen] == sorted((a["at"] for a in seen), reverse=True)
+    assert seen[0] | {"at": None} == {
+        "delivery_id": "msg_h056",
+        "event_id": "evt_h056",
+        "type": "open",
+        "attempt": 1 + 56 % 3,
+        "at": None,
+        "outcome": "succeeded",
+        "status": 200,
+        "duration_ms": 56,
+        "error": None,
+    }
