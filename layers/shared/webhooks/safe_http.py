@@ -841,6 +841,7 @@ def _read_to_close(reader: _Reader, limit: int) -> bytes:
 
 
 def _exchange(
+    key: _PoolKey,
     conn: _Conn,
     reused: bool,
     method: str,
@@ -848,10 +849,11 @@ def _exchange(
     policy: OutboundPolicy,
     deadline: float,
     started: float,
-) -> tuple[Response, bool]:
-    """One request on `conn`: the response, and whether the connection may be kept."""
+) -> Response:
+    """One request on `conn`, which then goes back to the pool if it may carry another, else is closed."""
     sock = conn.sock
     reader = _Reader(sock, deadline, policy)
+    keep = False
     try:
         sock.settimeout(_remaining(deadline, policy))
         sock.sendall(message)
@@ -867,29 +869,13 @@ def _exchange(
         if reused and not reader.received and isinstance(exc, ConnectionError):
             raise _Stale from None
         raise _transport_error(exc, deadline, policy) from None
-    elapsed_ms = int((time.monotonic() - started) * 1000)
-    return Response(status=status, headers=headers, body=body, elapsed_ms=elapsed_ms), keep
-
-
-def _send(
-    key: _PoolKey,
-    conn: _Conn,
-    reused: bool,
-    method: str,
-    message: bytes,
-    policy: OutboundPolicy,
-    deadline: float,
-    started: float,
-) -> Response:
-    keep = False
-    try:
-        response, keep = _exchange(conn, reused, method, message, policy, deadline, started)
-        return response
     finally:
         if keep:
             _checkin(key, conn)
         else:
             conn.close()
+    elapsed_ms = int((time.monotonic() - started) * 1000)
+    return Response(status=status, headers=headers, body=body, elapsed_ms=elapsed_ms)
 
 
 @lru_cache(maxsize=_PARSE_CACHE_SIZE)
@@ -919,7 +905,7 @@ def request(
         conn = _checkout(key)
         if conn is not None:
             try:
-                return _send(key, conn, True, method, message, policy, deadline, started)
+                return _exchange(key, conn, True, method, message, policy, deadline, started)
             except _Stale:
                 pass  # the receiver dropped the idle connection: once more on a new one
         try:
@@ -928,7 +914,7 @@ def request(
             # Nothing was sent yet, so the next address of the same name is safe to try.
             failure = exc.error
             continue
-        return _send(key, conn, False, method, message, policy, deadline, started)
+        return _exchange(key, conn, False, method, message, policy, deadline, started)
     if failure is None:
         raise _too_slow(policy)
     raise failure
