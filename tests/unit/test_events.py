@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
 from tests.unit.conftest import ALL_EVENT_TYPES, FROZEN_TIME, FROZEN_TIMESTAMP
+from webhooks import events
 from webhooks.events import EventType, parse_event
 
 pytestmark = pytest.mark.usefixtures("frozen_now")
@@ -449,3 +455,29 @@ def test_abuse_database_routes_but_is_not_posted() -> None:
     )
     assert event.routing == ("news", "3")
     assert "database" not in event.payload()
+
+
+# --------------------------------------------------------------------------------------------------
+# Cold start
+
+
+def test_a_type_builds_its_schema_when_its_first_event_arrives_not_at_import() -> None:
+    # In a fresh interpreter: this one's models were built by the tests above.
+    code = (
+        "import json\n"
+        "from webhooks import events\n"
+        "def built(): return sorted(m.__name__ for m in events._MODELS.values() if m.__pydantic_complete__)\n"
+        "before = built()\n"
+        "events.parse_event({'type': 'open', 'id': 'm', 'recipient': 'a@b.c'})\n"
+        "print(json.dumps([before, built()]))\n"
+    )
+    layer = Path(events.__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": str(layer)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert json.loads(done.stdout) == [[], ["OpenEvent"]]

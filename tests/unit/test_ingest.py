@@ -87,9 +87,24 @@ def test_disagreeing_timestamp_and_time_are_named_on_the_event() -> None:
     assert "timestamp and time disagree" in reason
 
 
-@pytest.mark.parametrize("event", [{**OPEN, "type": "bonce"}, {k: v for k, v in OPEN.items() if k != "type"}])
+@pytest.mark.parametrize(
+    "event",
+    [
+        {**OPEN, "type": "bonce"},
+        {k: v for k, v in OPEN.items() if k != "type"},
+        {**OPEN, "type": ["open"]},
+        {**OPEN, "type": 7},
+        {**OPEN, "type": None},
+    ],
+)
 def test_unknown_or_missing_type_is_named_events_index_type(event: dict[str, Any]) -> None:
     assert problems([event]) == ["events[0].type"]
+
+
+def test_a_types_field_errors_are_named_without_the_type() -> None:
+    assert problems([{"type": "delivery", "id": "m", "recipient": "a@b.c", "code": "250"}]) == [
+        "events[0].code"
+    ]
 
 
 def test_event_over_the_size_limit_is_payload_too_large() -> None:

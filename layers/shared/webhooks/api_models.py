@@ -1,4 +1,9 @@
-"""What the management API accepts and answers; also the source of its OpenAPI document."""
+"""What the management API accepts and answers; also the source of its OpenAPI document.
+
+Every model says `defer_build=True`: its schema is built when a request first needs it, so a cold
+start builds what the one route it serves uses, not all nineteen models (the error models below
+only describe the hand-written error answers of functions/api/app.py in the OpenAPI document).
+"""
 
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ EventList = Annotated[
 ]
 
 
-class BatchOptions(BaseModel):
+class BatchOptions(BaseModel, defer_build=True):
     """Several events per POST, as a JSON array of `{"id", "event"}` objects (JSON hooks only)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -41,7 +46,7 @@ def _unique(events: list[EventType] | None) -> list[EventType] | None:
     return events
 
 
-class HookCreate(BaseModel):
+class HookCreate(BaseModel, defer_build=True):
     model_config = ConfigDict(extra="forbid")
 
     url: Url
@@ -63,7 +68,7 @@ class HookCreate(BaseModel):
         return batch
 
 
-class HookUpdate(BaseModel):
+class HookUpdate(BaseModel, defer_build=True):
     """Only the fields sent change. `null` clears what may be absent (database, collection, description,
     rate_limit, batch); url, events, format and status cannot be null."""
 
@@ -86,13 +91,13 @@ class HookUpdate(BaseModel):
     _events_unique = field_validator("events")(_unique)
 
 
-class VerificationView(BaseModel):
+class VerificationView(BaseModel, defer_build=True):
     file_name: str
     contents: str
     urls: list[str] = Field(description="Put the file at one of these")
 
 
-class HookView(BaseModel):
+class HookView(BaseModel, defer_build=True):
     id: str
     url: str
     events: list[EventType]
@@ -126,7 +131,7 @@ class HookView(BaseModel):
         )
 
 
-class HookCreated(HookView):
+class HookCreated(HookView, defer_build=True):
     secret: str = Field(description="Signing secret (Standard Webhooks `whsec_…`); shown only now")
 
     @classmethod
@@ -134,36 +139,36 @@ class HookCreated(HookView):
         return cls(**HookView.of(hook).model_dump(), secret=hook.secret)
 
 
-class HookList(BaseModel):
+class HookList(BaseModel, defer_build=True):
     hooks: list[HookView]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; absent on the last")
 
 
-class SecretView(BaseModel):
+class SecretView(BaseModel, defer_build=True):
     secret: str
     previous_secret_expires_at: int | None = Field(
         default=None, description="Until then the previous secret signs too (both signatures are sent)"
     )
 
 
-class EventsIn(BaseModel):
+class EventsIn(BaseModel, defer_build=True):
     model_config = ConfigDict(extra="forbid")
 
     events: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=MAX_EVENTS_PER_REQUEST)]
 
 
-class EventsAccepted(BaseModel):
+class EventsAccepted(BaseModel, defer_build=True):
     accepted: int
     event_ids: list[str]
 
 
-class TestIn(BaseModel):
+class TestIn(BaseModel, defer_build=True):
     model_config = ConfigDict(extra="forbid")
 
     data: dict[str, Any] = Field(description="Posted as is, in the hook's format, signed like any delivery")
 
 
-class TestResult(BaseModel):
+class TestResult(BaseModel, defer_build=True):
     delivery_id: str
     status: int | None
     duration_ms: int
@@ -171,7 +176,7 @@ class TestResult(BaseModel):
     error: str | None
 
 
-class AttemptView(BaseModel):
+class AttemptView(BaseModel, defer_build=True):
     delivery_id: str
     event_id: str | None = None
     type: str | None = None
@@ -184,24 +189,22 @@ class AttemptView(BaseModel):
     error: str | None = None
 
 
-class AttemptList(BaseModel):
+class AttemptList(BaseModel, defer_build=True):
     attempts: list[AttemptView]
     next_cursor: str | None
 
 
-class ReplayIn(BaseModel):
+class ReplayIn(BaseModel, defer_build=True):
     model_config = ConfigDict(extra="forbid")
 
     since: Annotated[int, Field(ge=0)] | None = Field(default=None, description="Unix seconds, inclusive")
     until: Annotated[int, Field(ge=0)] | None = Field(default=None, description="Unix seconds, exclusive")
 
 
-class ReplayResult(BaseModel):
+class ReplayResult(BaseModel, defer_build=True):
     replayed: int
 
 
-# The error answers are written by hand (functions/api/app.py); these models only describe them in
-# the OpenAPI document, so they are built when it is asked for, not at every cold start.
 class FieldError(BaseModel, defer_build=True):
     field: str
     reason: str

@@ -29,7 +29,6 @@ class IngestMessage(BaseModel):
 
 
 def _field_path(prefix: str, loc: Sequence[int | str]) -> str:
-    # pydantic puts the discriminator's value first in the location (e.g. ("click", "recipient")).
     path = prefix
     for part in loc:
         path += f"[{part}]" if isinstance(part, int) else f".{part}"
@@ -50,9 +49,7 @@ def validate_events(raw_events: Sequence[dict[str, Any]]) -> list[PlatformEvent]
         except ValidationError as exc:
             for error in exc.errors():
                 loc = list(error["loc"])
-                if loc and loc[0] == raw.get("type"):
-                    loc = loc[1:]
-                elif not loc and error["type"].startswith("union_tag"):
+                if not loc and error["type"].startswith("union_tag"):
                     loc = ["type"]  # the discriminator itself is missing or unknown
                 problems.append((_field_path(f"events[{index}]", loc), error["msg"]))
     if problems:
