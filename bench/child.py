@@ -4,9 +4,10 @@ the runtime's packages on the path; the environment the template gives it) and r
 JSON line on the original stdout:
 
 - `import_ms`: the cold import of the handler module (boto3, pydantic, Powertools, webhooks), or of
-  what the optional further arguments name instead, each `module` (`import module`) or
-  `module:Name,Name` (`from module import Name, Name`), all in one timing: `boto3` alone, or the
-  floor of third-party imports the handlers stand on;
+  what the optional further arguments name instead, each `module` (`import module`),
+  `module:Name,Name` (`from module import Name, Name`) or the path of a `.py` file (run as a
+  script), all in one timing: `boto3` alone, or bench/floor_imports.py (the floor the handlers
+  stand on);
 - with `import-after-boto3`: boto3 is imported first, untimed, then `import_ms` is the handler's
   import without boto3's own (what boto3 is used for at import, such as creating clients, stays in);
 - with `batch`: runs the handler once on the Lambda SQS event read from stdin and adds its peak RSS.
@@ -20,6 +21,7 @@ import importlib
 import json
 import os
 import resource
+import runpy
 import sys
 import time
 import uuid
@@ -64,6 +66,9 @@ def main(argv: list[str]) -> None:
 
     started = time.perf_counter()
     for spec in imports:
+        if spec.endswith(".py"):
+            runpy.run_path(spec)
+            continue
         name, _, names = spec.partition(":")
         app = importlib.import_module(name)
         for attribute in filter(None, names.split(",")):

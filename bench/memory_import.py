@@ -6,9 +6,10 @@ and the like would add import time and memory that Lambda does not have). AWS is
 this process, reached over 127.0.0.1 (`AWS_ENDPOINT_URL`), so moto's own memory is not counted;
 receivers are in another process. Each handler's import is also timed after an untimed
 `import boto3` (`import_ms_after_boto3`, not judged): its import without boto3's own. Also not
-judged: the floor, the third-party imports the handlers stand on (boto3, pydantic's BaseModel,
-Powertools' Logger and Metrics) timed together in the same kind of interpreter, and each handler's
-median above it (`above_floor_ms`): what our own code and the rest of what it imports cost.
+judged: the floor, what the handlers stand on before any code of ours (boto3, Powertools' Logger
+and Metrics, pydantic with one model class: bench/floor_imports.py) timed in the same kind of
+interpreter, and each handler's median above it (`above_floor_ms`): what our own code and the rest
+of what it imports cost.
 """
 
 from __future__ import annotations
@@ -51,16 +52,18 @@ LAYER = ROOT / "layers" / "shared"
 # The largest batch the template allows (DeliveryBatchSize's MaxValue), at most this many.
 MAX_BATCH = 1000
 RECEIVERS = 100  # hooks, each on a receiver port of its own
-IMPORT_REPEATS = 3
+IMPORT_REPEATS = 5
 RSS_TARGET_MB = 150
 IMPORT_TARGET_MS = 300
 CHILD_TIMEOUT = 120
 # What the handlers can import on Lambda: the python3.13 runtime's boto3, and the layer's requirements.
 RUNTIME_PACKAGES = ("boto3",)
-# The floor (not judged): what the handlers import of those, in bench/child.py's notation
-# (`module:Name,Name` is `from module import Name, Name`).
-FLOOR_IMPORTS = ("boto3", "pydantic:BaseModel", "aws_lambda_powertools:Logger,Metrics")
-FLOOR_TEXT = "import boto3; from pydantic import BaseModel; from aws_lambda_powertools import Logger, Metrics"
+# The floor (not judged): what the handlers stand on of those, run as a script by bench/child.py.
+FLOOR_SCRIPT = Path(__file__).resolve().parent / "floor_imports.py"
+FLOOR_TEXT = (
+    "import boto3; from aws_lambda_powertools import Logger, Metrics; "
+    "from pydantic import BaseModel, Field; class Floor(BaseModel): count: int = Field(default=0, ge=0)"
+)
 
 
 def _requirements() -> list[str]:
@@ -236,44 +239,42 @@ def _run(
     batch_run = _child("batch", stack, "DeliverFunction", endpoint, site, code, event)
     served = receivers.served() - served_before
 
+    # Rounds, each timing every figure once in turn, so that the machine's drift (shared cores) falls
+    # on all of them alike; a handler's distance to the floor is the median of its per-round ones.
+    functions = sorted(stack.functions())
+    runs: dict[str, list[float]] = {}
+
+    def timed(key: str, mode: str, logical_id: str, where: tuple[Path, Path], *imports: str) -> None:
+        figures = _child(mode, stack, logical_id, endpoint, *where, imports=imports or ("app",))
+        runs.setdefault(key, []).append(figures["import_ms"])
+
+    for _ in range(IMPORT_REPEATS):
+        # For scale: boto3 alone, which every handler imports; not judged: the floor.
+        timed("boto3", "import", "DeliverFunction", (site, code), "boto3")
+        timed("floor", "import", "DeliverFunction", (site, code), str(FLOOR_SCRIPT))
+        for logical_id in functions:
+            timed(logical_id, "import", logical_id, (site, code))
+            # Not judged: the same import in an interpreter that had imported boto3 first (untimed).
+            timed(f"{logical_id} after boto3", "import-after-boto3", logical_id, (site, code))
+            # Not judged: the layer as `BuildMethod: python3.13` ships it, sources only.
+            timed(f"{logical_id} sources", "import", logical_id, (sources_site, sources_code))
+
     imports: dict[str, dict[str, Any]] = {}
-    for logical_id, function in sorted(stack.functions().items()):
-        times = [
-            _child("import", stack, logical_id, endpoint, site, code)["import_ms"]
-            for _ in range(IMPORT_REPEATS)
-        ]
-        # Not judged: the same import in an interpreter that had imported boto3 first (untimed).
-        after_boto3 = [
-            _child("import-after-boto3", stack, logical_id, endpoint, site, code)["import_ms"]
-            for _ in range(IMPORT_REPEATS)
-        ]
-        # Not judged: the layer as `BuildMethod: python3.13` ships it, sources only.
-        sources_only = [
-            _child("import", stack, logical_id, endpoint, sources_site, sources_code)["import_ms"]
-            for _ in range(IMPORT_REPEATS)
-        ]
-        imports[str(function.code_dir.relative_to(ROOT) / "app.py")] = {
+    for logical_id in functions:
+        times = runs[logical_id]
+        imports[str(stack.functions()[logical_id].code_dir.relative_to(ROOT) / "app.py")] = {
             "median_ms": calc.median(times),
-            "layer_sources_only_ms": calc.median(sources_only),
-            "runs_ms_layer_sources_only": sources_only,
             "max_ms": max(times),
             "runs_ms": times,
-            "import_ms_after_boto3": calc.median(after_boto3),
-            "runs_ms_after_boto3": after_boto3,
+            "above_floor_ms": round(calc.median(t - f for t, f in zip(times, runs["floor"], strict=True)), 1),
+            "import_ms_after_boto3": calc.median(runs[f"{logical_id} after boto3"]),
+            "runs_ms_after_boto3": runs[f"{logical_id} after boto3"],
+            "layer_sources_only_ms": calc.median(runs[f"{logical_id} sources"]),
+            "runs_ms_layer_sources_only": runs[f"{logical_id} sources"],
         }
     slowest = max(v["median_ms"] for v in imports.values())
-    # For scale: boto3 alone, which every handler imports.
-    boto3_ms = calc.median(
-        _child("import", stack, "DeliverFunction", endpoint, site, code, imports=("boto3",))["import_ms"]
-        for _ in range(IMPORT_REPEATS)
-    )
-    # Not judged: the floor of third-party imports, and each handler's median above it.
-    floor_ms = calc.median(
-        _child("import", stack, "DeliverFunction", endpoint, site, code, imports=FLOOR_IMPORTS)["import_ms"]
-        for _ in range(IMPORT_REPEATS)
-    )
-    for figures in imports.values():
-        figures["above_floor_ms"] = round(figures["median_ms"] - floor_ms, 1)
+    boto3_ms = calc.median(runs["boto3"])
+    floor_ms = calc.median(runs["floor"])
     rss_ok = (
         batch_run["peak_rss_mb"] <= RSS_TARGET_MB
         and batch_run["failed_records"] == 0
@@ -296,10 +297,11 @@ def _run(
         "floor_import_ms": floor_ms,
         "floor_imports": FLOOR_TEXT,
         "above_floor_ms": (
-            "not judged: per handler, median_ms minus floor_import_ms, the median of "
-            f"{IMPORT_REPEATS} fresh interpreters importing only `{FLOOR_TEXT}`: what the handler's own "
-            "code and whatever else it imports add to the third-party imports every handler needs "
-            "(negative for a handler that does without some of them: the authorizer needs no pydantic)"
+            f"not judged: per handler, the median over {IMPORT_REPEATS} rounds of its import minus the "
+            f"floor's in the same round, the floor being a fresh interpreter running only `{FLOOR_TEXT}`: "
+            "what the handler's own code and whatever else it imports add to what every handler but the "
+            "authorizer stands on (negative for a handler that does without some of it: the authorizer "
+            "needs no pydantic)"
         ),
         "slowest_import_ms_after_boto3": max(v["import_ms_after_boto3"] for v in imports.values()),
         "import_ms_after_boto3": (
@@ -313,7 +315,8 @@ def _run(
             f"peak RSS = VmHWM after functions/deliver/app.py handled one event of {batch_size} records (the "
             f"sample events cycled, {RECEIVERS} hooks on {RECEIVERS} receiver ports, account {ACCOUNT}); "
             "import = time around importing app.py with the function's template environment, median of "
-            f"{IMPORT_REPEATS} fresh interpreters; the code as `sam build` ships it: the layer with "
+            f"{IMPORT_REPEATS} fresh interpreters, one per round (each round times every handler and "
+            "figure once in turn); the code as `sam build` ships it: the layer with "
             "unchecked-hash bytecode (layers/shared/Makefile), the functions' app.py as sources"
         ),
         "ru_maxrss_mb_not_used": batch_run.get("ru_maxrss_mb"),
@@ -337,11 +340,11 @@ def row(r: dict[str, Any]) -> list[str]:
     )
     figure = (
         f"peak RSS {r['peak_rss_mb']} MB for {r['batch_records']} records "
-        f"({r['rss_after_import_mb']} MB after import); cold import ms (median of 3): {imports}; "
-        f"boto3 alone {r['boto3_alone_import_ms']:.0f}; not judged, import ms with boto3 already "
-        f"imported (import_ms_after_boto3): {after}; not judged, floor (boto3 + pydantic BaseModel + "
-        f"Powertools Logger, Metrics, imported together) {r['floor_import_ms']:.0f} ms, handlers' "
-        f"median above it (above_floor_ms): {above}; not judged, the same imports with the layer "
+        f"({r['rss_after_import_mb']} MB after import); cold import ms (median of {IMPORT_REPEATS}): "
+        f"{imports}; boto3 alone {r['boto3_alone_import_ms']:.0f}; not judged, import ms with boto3 already "
+        f"imported (import_ms_after_boto3): {after}; not judged, floor (boto3 + Powertools Logger, "
+        f"Metrics + pydantic with one model class, bench/floor_imports.py) {r['floor_import_ms']:.0f} ms, "
+        f"handlers' median above it (above_floor_ms): {above}; not judged, the same imports with the layer "
         f"shipped as sources only (SAM's python3.13 build method, before layers/shared/Makefile): {sources}"
     )
     rss = "yes" if r["peak_rss_mb"] <= RSS_TARGET_MB else "NO"
