@@ -50,7 +50,7 @@ def validate_events(raw_events: Sequence[dict[str, Any]]) -> list[PlatformEvent]
             for error in exc.errors():
                 loc = list(error["loc"])
                 if not loc and error["type"].startswith("union_tag"):
-                    loc = ["type"]  # the discriminator itself is missing or unknown
+                    loc = ["type"]  # the type itself is missing or unknown
                 problems.append((_field_path(f"events[{index}]", loc), error["msg"]))
     if problems:
         raise InvalidInput.of_fields(problems)
