@@ -3,7 +3,8 @@ imported: loads one function's handler module as Lambda does (its folder, the la
 the runtime's packages on the path; the environment the template gives it) and reports, as one
 JSON line on the original stdout:
 
-- `import_ms`: the cold import of the handler module (boto3, pydantic, Powertools, webhooks), or of
+- `import_ms`: the cold import of the handler module (boto3, pydantic, Powertools, webhooks) and the
+  lookup of its handler (`app:lambda_handler` unless told otherwise), or of
   what the optional further arguments name instead, each `module` (`import module`),
   `module:Name,Name` (`from module import Name, Name`) or the path of a `.py` file (run as a
   script), all in one timing: `boto3` alone, or bench/floor_imports.py (the floor the handlers
@@ -11,7 +12,8 @@ JSON line on the original stdout:
 - with `import-after-floor`: bench/floor_imports.py runs first, untimed, then `import_ms` is what the
   handler's import adds to that floor (what boto3 is used for at import, such as creating clients,
   stays in);
-- with `batch`: runs the handler once on the Lambda SQS event read from stdin and adds its peak RSS.
+- with `batch`: runs the handler (the last `module:Name` named) once on the Lambda SQS event read
+  from stdin and adds its peak RSS.
 
 Everything the handler itself writes to stdout (log lines, metrics) goes to /dev/null.
 """
@@ -65,7 +67,7 @@ def _run_script(path: str) -> None:
 
 def main(argv: list[str]) -> None:
     mode, code_dir, layer_dir, site_dir = argv[:4]
-    imports = argv[4:] or ["app"]
+    imports = argv[4:] or ["app:lambda_handler"]
     event: Any = json.load(sys.stdin) if mode == "batch" else None
     out = os.fdopen(os.dup(1), "w")
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -80,9 +82,11 @@ def main(argv: list[str]) -> None:
             _run_script(spec)
             continue
         name, _, names = spec.partition(":")
-        app = importlib.import_module(name)
+        module = importlib.import_module(name)
         for attribute in filter(None, names.split(",")):
-            getattr(app, attribute)  # as `from name import attribute` does: pydantic's are lazy
+            # As `from name import attribute` does (pydantic's names are lazy); a handler is looked up
+            # by the name the template gives it.
+            handler = getattr(module, attribute)
     result: dict[str, Any] = {
         "import_ms": round((time.perf_counter() - started) * 1000, 1),
         "rss_after_import_mb": _rss_mb(),
@@ -91,7 +95,7 @@ def main(argv: list[str]) -> None:
     if mode == "batch":
         context = _Context(os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "bench"), 512)
         started = time.perf_counter()
-        answer = app.lambda_handler(event, context)
+        answer = handler(event, context)
         result.update(
             records=len(event["Records"]),
             batch_s=round(time.perf_counter() - started, 3),

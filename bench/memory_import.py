@@ -147,7 +147,7 @@ def lambda_code(stack: Stack, bytecode: bool = True) -> Iterator[Path]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _child(
+def run_child(
     mode: str,
     stack: Stack,
     logical_id: str,
@@ -155,9 +155,12 @@ def _child(
     site: Path,
     code: Path,
     event: Any = None,
-    imports: Sequence[str] = ("app",),
+    imports: Sequence[str] = (),
 ) -> dict[str, Any]:
+    """bench/child.py in a fresh interpreter, as `logical_id` would run on Lambda; `imports` default
+    to the function's handler (`app:lambda_handler`: the module, and the name the template gives)."""
     function = stack.functions()[logical_id]
+    module, _, name = function.handler.rpartition(".")
     memory = memory_mb(stack, logical_id)
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -179,7 +182,7 @@ def _child(
             str(code / function.code_dir.relative_to(ROOT)),
             str(code / LAYER.relative_to(ROOT)),
             str(site),
-            *imports,
+            *(imports or [f"{module}:{name}"]),
         ],
         input=json.dumps(event) if event is not None else "",
         capture_output=True,
@@ -234,7 +237,7 @@ def _run(
     sources_code = cleanup.enter_context(lambda_code(stack, bytecode=False))
 
     served_before = receivers.served()
-    batch_run = _child("batch", stack, "DeliverFunction", endpoint, site, code, event)
+    batch_run = run_child("batch", stack, "DeliverFunction", endpoint, site, code, event)
     served = receivers.served() - served_before
 
     # Rounds, each timing every figure once in turn, so that the machine's drift (shared cores) falls
@@ -243,7 +246,7 @@ def _run(
     runs: dict[str, list[float]] = {}
 
     def timed(key: str, mode: str, logical_id: str, where: tuple[Path, Path], *imports: str) -> None:
-        figures = _child(mode, stack, logical_id, endpoint, *where, imports=imports or ("app",))
+        figures = run_child(mode, stack, logical_id, endpoint, *where, imports=imports)
         runs.setdefault(key, []).append(figures["import_ms"])
 
     for _ in range(IMPORT_REPEATS):
