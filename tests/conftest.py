@@ -98,9 +98,10 @@ class LocalStack:
         *,
         raw: bytes | None = None,
         content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
     ) -> ApiAnswer:
         parts = urlsplit(path)
-        headers = {"Content-Type": content_type}
+        headers = {"Content-Type": content_type, **(headers or {})}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -44,6 +44,19 @@ service = Management(get_settings())
 
 HookId = Annotated[str, Path(min_length=1, max_length=64)]
 Ref = Annotated[str | None, Query(max_length=64)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="idempotency-key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description=(
+            "Send a retried request with the key of the first: each event then keeps the id it got the "
+            "first time, and so does each delivery's `webhook-id`, so receivers can drop the repeats"
+        ),
+    ),
+]
 ERRORS: dict[int, Any] = {
     status: {"description": text, "content": {"application/json": {"model": ErrorResponse}}}
     for status, text in {
@@ -93,7 +106,7 @@ def _invalid_request(exc: RequestValidationError) -> Response[Any]:
             return _error(400, "malformed", "the body is not valid JSON", [("body", "not valid JSON")])
         # ("body", "events", 0) -> "events[0]"; ("query", "limit") -> "limit"
         path = ""
-        for part in loc[1:] if loc and loc[0] in ("body", "query", "path") else loc:
+        for part in loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc:
             path += f"[{part}]" if part.isdigit() else (f".{part}" if path else part)
         problems.append((path or "body", str(error.get("msg", error.get("type", "invalid")))))
     return _error(422, "invalid", "the request is not valid", problems)
@@ -179,8 +192,8 @@ def replay(hook_id: HookId, window: Annotated[ReplayIn | None, Body()] = None) -
 
 
 @app.post("/events", responses={202: {"description": "Queued for delivery"}, **ERRORS})
-def ingest_events(batch: EventsIn) -> Response[EventsAccepted]:
-    event_ids = service.ingest(account(), batch.events)
+def ingest_events(batch: EventsIn, idempotency_key: IdempotencyKey = None) -> Response[EventsAccepted]:
+    event_ids = service.ingest(account(), batch.events, idempotency_key)
     return Response(
         202, content_types.APPLICATION_JSON, EventsAccepted(accepted=len(event_ids), event_ids=event_ids)
     )

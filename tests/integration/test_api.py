@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -188,6 +189,52 @@ def test_events_are_accepted_with_ids(local: LocalStack) -> None:
     assert answer.json()["accepted"] == 8
     assert len(set(answer.json()["event_ids"])) == 8
     assert len(local.messages("IngestQueue")) == 8
+
+
+def test_events_sent_again_under_the_same_idempotency_key_keep_their_ids(local: LocalStack) -> None:
+    _, token = local.token()
+    events = sample_event("platform_events.json")
+
+    def ids(headers: dict[str, str] | None = None) -> list[str]:
+        answer = local.call("POST", "/events", token, events, headers=headers)
+        assert answer.status == 202, answer.body
+        return list(answer.json()["event_ids"])
+
+    first = ids({"Idempotency-Key": "batch-2026-11-23T10:00:00Z"})
+    assert ids({"idempotency-key": "batch-2026-11-23T10:00:00Z"}) == first  # header names are any case
+    assert set(ids({"Idempotency-Key": "another-batch"})).isdisjoint(first)
+    assert set(ids()).isdisjoint(first)
+    # Both sends are queued (and delivered): the repeat is the receivers' to drop, by its ids.
+    queued = Counter(json.loads(m["Body"])["event_id"] for m in local.messages("IngestQueue"))
+    assert {queued[event_id] for event_id in first} == {2}
+    assert queued.total() == 4 * len(first)
+
+
+def test_other_events_under_a_reused_idempotency_key_get_ids_of_their_own(local: LocalStack) -> None:
+    _, token = local.token()
+    events = sample_event("platform_events.json")["events"]
+    key = {"Idempotency-Key": "reused"}
+    first = local.call("POST", "/events", token, {"events": events[:2]}, headers=key).json()["event_ids"]
+    other = [{**events[0], "recipient": "someone-else@example.com"}, events[1]]
+    second = local.call("POST", "/events", token, {"events": other}, headers=key).json()["event_ids"]
+    assert second[0] != first[0]
+    assert second[1] == first[1]
+    # And across accounts a key means nothing: the same events, the same key, other ids.
+    _, token_b = local.token()
+    third = local.call("POST", "/events", token_b, {"events": events[:2]}, headers=key).json()["event_ids"]
+    assert set(third).isdisjoint(first)
+
+
+@pytest.mark.parametrize("key", ["", "k" * 256, "with space", "naïve", "tab\tkey"])
+def test_an_invalid_idempotency_key_is_422_naming_it_and_nothing_is_queued(
+    local: LocalStack, key: str
+) -> None:
+    _, token = local.token()
+    events = sample_event("platform_events.json")
+    answer = local.call("POST", "/events", token, events, headers={"Idempotency-Key": key})
+    assert answer.status == 422, answer.body
+    assert [f["field"] for f in answer.json()["error"]["fields"]] == ["idempotency-key"]
+    assert local.messages("IngestQueue") == []
 
 
 @pytest.mark.parametrize(

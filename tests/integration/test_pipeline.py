@@ -150,6 +150,22 @@ def test_a_failing_receiver_gets_every_retry_then_the_delivery_is_dead_lettered_
     assert local.call("POST", f"/hooks/{hook['id']}/replay", token).json() == {"replayed": 0}
 
 
+def test_a_post_retried_under_the_same_idempotency_key_reaches_the_receiver_with_the_same_webhook_id(
+    local: LocalStack, receiver: Receiver
+) -> None:
+    _, token = local.token()
+    hook = active_hook(local, receiver, token)
+    click = sample_event("platform_events.json")["events"][:1]
+    for _ in range(2):  # the producer timed out on the first answer and sends again
+        local.call("POST", "/events", token, {"events": click}, headers={"Idempotency-Key": "retry-1"})
+    local.drain()
+    first, again = receiver.wait_for_posts(2)
+    assert first.headers["webhook-id"] == again.headers["webhook-id"]
+    assert first.body == again.body  # the sample click carries its time: the same payload
+    verify(hook, first)
+    verify(hook, again)
+
+
 def test_a_receiver_answering_410_disables_the_hook(local: LocalStack, receiver: Receiver) -> None:
     _, token = local.token()
     hook = active_hook(local, receiver, token)

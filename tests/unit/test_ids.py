@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from webhooks.ids import delivery_id, new_id
+from webhooks.ids import delivery_id, event_id, new_id
 
 
 def test_delivery_id_is_the_same_for_the_same_event_and_hook() -> None:
@@ -38,3 +38,22 @@ def test_new_id_with_more_bytes_is_longer() -> None:
 
 def test_new_ids_differ() -> None:
     assert len({new_id("hook") for _ in range(1000)}) == 1000
+
+
+def test_event_id_under_a_key_is_the_same_for_the_same_event_whatever_its_key_order() -> None:
+    open_ = {"type": "open", "id": "m", "recipient": "a@b.c"}
+    reordered = {"recipient": "a@b.c", "id": "m", "type": "open"}
+    assert event_id("acct", "key", 0, open_) == event_id("acct", "key", 0, reordered)
+
+
+def test_event_id_differs_by_account_key_position_and_content() -> None:
+    open_ = {"type": "open", "id": "m", "recipient": "a@b.c"}
+    ids = {
+        event_id("acct", "key", 0, open_),
+        event_id("acct2", "key", 0, open_),
+        event_id("acct", "key2", 0, open_),
+        event_id("acct", "key", 1, open_),
+        event_id("acct", "key", 0, {**open_, "recipient": "x@b.c"}),
+    }
+    assert len(ids) == 5
+    assert all(re.fullmatch(r"evt_[a-z2-7]{26}", i) for i in ids)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import secrets
+from typing import Any
 
 
 def _b32(raw: bytes) -> str:
@@ -21,3 +23,13 @@ def delivery_id(event_id: str, hook_id: str) -> str:
     twice produces deliveries a receiver can de-duplicate on `webhook-id`."""
     digest = hashlib.sha256(f"{event_id}\x00{hook_id}".encode()).digest()
     return f"msg_{_b32(digest[:16])}"
+
+
+def event_id(account: str, idempotency_key: str, index: int, event: Any) -> str:
+    """The id of the event at `index` of a batch sent with an Idempotency-Key: sent again under the
+    same key, the same event gets the same id, and so do its deliveries (delivery_id), so receivers
+    de-duplicate a producer's retry on `webhook-id`. The event's content is hashed in as well, so a
+    key reused for other events gives them ids of their own: never taken for repeats and dropped."""
+    content = json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    digest = hashlib.sha256("\x00".join((account, idempotency_key, str(index), content)).encode()).digest()
+    return f"evt_{_b32(digest[:16])}"

@@ -57,11 +57,17 @@ def validate_events(raw_events: Sequence[dict[str, Any]]) -> list[PlatformEvent]
     return events
 
 
-def enqueue(account: str, events: Sequence[PlatformEvent], queue_url: str) -> list[str]:
-    """Queues validated events; returns their ids. All or an error saying which were not queued."""
+def enqueue(
+    account: str, events: Sequence[PlatformEvent], queue_url: str, event_ids: Sequence[str] | None = None
+) -> list[str]:
+    """Queues validated events, under `event_ids` if given (else new ones); returns their ids. All or
+    an error saying which were not queued."""
+    chosen = list(event_ids) if event_ids is not None else [ids.new_id("evt") for _ in events]
     messages = [
-        IngestMessage(account=account, event=event.model_dump(mode="json", exclude_none=True))
-        for event in events
+        IngestMessage(
+            account=account, event_id=event_id, event=event.model_dump(mode="json", exclude_none=True)
+        )
+        for event, event_id in zip(events, chosen, strict=True)
     ]
     failed = set(
         queues.send(

@@ -25,9 +25,16 @@ class Management:
         self.registry = Registry(settings)
         self.log = DeliveryLog(settings.deliveries_table, settings.delivery_log_days)
 
-    def ingest(self, account: str, raw_events: list[dict[str, Any]]) -> list[str]:
+    def ingest(
+        self, account: str, raw_events: list[dict[str, Any]], idempotency_key: str | None = None
+    ) -> list[str]:
         events = ingest.validate_events(raw_events)
-        return ingest.enqueue(account, events, self.settings.ingest_queue_url)
+        event_ids = (
+            [ids.event_id(account, idempotency_key, i, raw) for i, raw in enumerate(raw_events)]
+            if idempotency_key is not None
+            else None
+        )
+        return ingest.enqueue(account, events, self.settings.ingest_queue_url, event_ids)
 
     def secret(self, account: str, hook_id: str) -> SecretView:
         hook = self.registry.get(account, hook_id)
