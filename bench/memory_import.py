@@ -58,10 +58,7 @@ CHILD_TIMEOUT = 120
 RUNTIME_PACKAGES = ("boto3",)
 # The floor (not judged): what the handlers stand on of those, run as a script by bench/child.py.
 FLOOR_SCRIPT = Path(__file__).resolve().parent / "floor_imports.py"
-FLOOR_TEXT = (
-    "import boto3; from aws_lambda_powertools import Logger, Metrics; "
-    "from pydantic import BaseModel, Field; class Floor(BaseModel): count: int = Field(default=0, ge=0)"
-)
+FLOOR_TEXT = "bench/floor_imports.py: boto3, Powertools' Logger and Metrics, pydantic with one model class"
 
 
 def _requirements() -> list[str]:
@@ -241,7 +238,7 @@ def _run(
     served = receivers.served() - served_before
 
     # Rounds, each timing every figure once in turn, so that the machine's drift (shared cores) falls
-    # on all of them alike; a handler's distance to the floor is the median of its per-round ones.
+    # on all of them alike.
     functions = sorted(stack.functions())
     runs: dict[str, list[float]] = {}
 
@@ -298,7 +295,7 @@ def _run(
         "floor_imports": FLOOR_TEXT,
         "above_floor_ms": (
             "not judged: per handler, its import in a fresh interpreter that had run the floor "
-            f"(`{FLOOR_TEXT}`) first, untimed: what the handler's own code and whatever else it imports "
+            f"({FLOOR_TEXT}) first, untimed: what the handler's own code and whatever else it imports "
             "add to what every handler but the authorizer stands on (the authorizer needs no pydantic: "
             "it stands on less). Measured directly rather than as a difference of two noisy figures; "
             "whatever a handler does with boto3 at import (creating clients) stays in"
