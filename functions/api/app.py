@@ -44,17 +44,30 @@ service = Management(get_settings())
 
 HookId = Annotated[str, Path(min_length=1, max_length=64)]
 Ref = Annotated[str | None, Query(max_length=64)]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
+
+
+def idempotency_key(description: str) -> Header:
+    return Header(
         alias="idempotency-key",
         min_length=1,
         max_length=255,
         pattern=r"^[\x21-\x7e]+$",
-        description=(
-            "Send a retried request with the key of the first: each event then keeps the id it got the "
-            "first time, and so does each delivery's `webhook-id`, so receivers can drop the repeats"
-        ),
+        description=description,
+    )
+
+
+EventsKey = Annotated[
+    str | None,
+    idempotency_key(
+        "Send a retried request with the key of the first: each event then keeps the id it got the first "
+        "time, and so does each delivery's `webhook-id`, so receivers can drop the repeats"
+    ),
+]
+HookKey = Annotated[
+    str | None,
+    idempotency_key(
+        "Send a retried request with the key of the first: it answers the hook the first one created "
+        "instead of registering another; a different request under the same key is a 409"
     ),
 ]
 ERRORS: dict[int, Any] = {
@@ -118,8 +131,8 @@ def account() -> str:
 
 
 @app.post("/hooks", responses={201: {"description": "Created; validation started"}, **ERRORS})
-def create_hook(hook: HookCreate) -> Response[HookCreated]:
-    created = service.registry.create(account(), hook)
+def create_hook(hook: HookCreate, idempotency_key: HookKey = None) -> Response[HookCreated]:
+    created = service.registry.create(account(), hook, idempotency_key)
     return Response(201, content_types.APPLICATION_JSON, HookCreated.of_secret(created))
 
 
@@ -192,7 +205,7 @@ def replay(hook_id: HookId, window: Annotated[ReplayIn | None, Body()] = None) -
 
 
 @app.post("/events", responses={202: {"description": "Queued for delivery"}, **ERRORS})
-def ingest_events(batch: EventsIn, idempotency_key: IdempotencyKey = None) -> Response[EventsAccepted]:
+def ingest_events(batch: EventsIn, idempotency_key: EventsKey = None) -> Response[EventsAccepted]:
     event_ids = service.ingest(account(), batch.events, idempotency_key)
     return Response(
         202, content_types.APPLICATION_JSON, EventsAccepted(accepted=len(event_ids), event_ids=event_ids)

@@ -39,6 +39,73 @@ def test_create_answers_201_with_id_status_secret_and_verification(
     ]
 
 
+def executions(local: LocalStack) -> int:
+    return sum(
+        len(local.sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"])
+        for machine in local.sfn.list_state_machines()["stateMachines"]
+    )
+
+
+def test_a_create_sent_again_under_its_idempotency_key_answers_the_same_hook_and_starts_nothing(
+    local: LocalStack, receiver: Receiver
+) -> None:
+    _, token = local.token()
+    key = {"Idempotency-Key": "crm-sync-42"}
+    first = local.call("POST", "/hooks", token, hook_body(receiver), headers=key)
+    assert first.status == 201, first.body
+    started = executions(local)
+    again = local.call(
+        "POST", "/hooks", token, hook_body(receiver), headers={"idempotency-key": "crm-sync-42"}
+    )
+    assert (again.status, again.json()) == (201, first.json())  # the secret too: the same answer
+    assert executions(local) == started
+    assert [h["id"] for h in local.call("GET", "/hooks", token).json()["hooks"]] == [first.json()["id"]]
+    other = local.call(
+        "POST", "/hooks", token, hook_body(receiver), headers={"Idempotency-Key": "crm-sync-43"}
+    )
+    assert other.status == 201
+    assert other.json()["id"] != first.json()["id"]
+    # Keys are the account's own: another account's same key and request registers its own hook.
+    _, token_b = local.token()
+    theirs = local.call("POST", "/hooks", token_b, hook_body(receiver), headers=key)
+    assert theirs.status == 201
+    assert theirs.json()["id"] != first.json()["id"]
+
+
+def test_another_request_under_a_used_idempotency_key_is_409_and_changes_nothing(
+    local: LocalStack, receiver: Receiver
+) -> None:
+    _, token = local.token()
+    key = {"Idempotency-Key": "crm-sync-42"}
+    first = local.call("POST", "/hooks", token, hook_body(receiver), headers=key).json()
+    answer = local.call("POST", "/hooks", token, hook_body(receiver, description="other"), headers=key)
+    assert answer.status == 409, answer.body
+    assert [f["field"] for f in answer.json()["error"]["fields"]] == ["idempotency-key"]
+    assert local.call("GET", f"/hooks/{first['id']}", token).json()["description"] is None
+    assert len(local.call("GET", "/hooks", token).json()["hooks"]) == 1
+
+
+def test_a_create_that_failed_can_be_sent_again_under_the_same_idempotency_key(
+    local: LocalStack, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from webhooks import aws
+
+    _, token = local.token()
+    key = {"Idempotency-Key": "crm-sync-42"}
+    refused = local.call("POST", "/hooks", token, hook_body(receiver, url="ftp://example.com/x"), headers=key)
+    assert refused.status == 422
+    with monkeypatch.context() as patched:
+        patched.setattr(aws.client("stepfunctions"), "start_execution", _step_functions_down)
+        assert local.call("POST", "/hooks", token, hook_body(receiver), headers=key).status == 503
+    created = local.call("POST", "/hooks", token, hook_body(receiver), headers=key)
+    assert created.status == 201, created.body
+    assert local.call("GET", f"/hooks/{created.json()['id']}", token).json()["status"] == "pending_validation"
+
+
+def _step_functions_down(**kwargs: Any) -> None:
+    raise RuntimeError("Step Functions is down")
+
+
 def test_secrets_are_shown_on_create_rotate_and_explicit_get_only(
     local: LocalStack, receiver: Receiver
 ) -> None:

@@ -49,8 +49,15 @@ class HookStore:
         # Resolved per use (cheap), so a store built at import time follows aws.reset() in tests.
         return aws.table(self.table_name)
 
-    def create(self, hook: Hook) -> None:
-        self.table.put_item(Item=hook.to_item(), ConditionExpression=Attr("id").not_exists())
+    def create(self, hook: Hook) -> bool:
+        """False, writing nothing, when the account has a hook of that id already."""
+        try:
+            self.table.put_item(Item=hook.to_item(), ConditionExpression=Attr("id").not_exists())
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
 
     def get(self, account: str, hook_id: str) -> Hook:
         item = self.table.get_item(Key={"account": account, "id": hook_id}, ConsistentRead=True).get("Item")

@@ -57,6 +57,10 @@ class Hook(BaseModel):
     failing_since: int | None = None
     last_success_at: int | None = None
 
+    # Created under an Idempotency-Key: the digest of the request, so that the same request sent again
+    # finds this hook, and another request under the same key is refused.
+    request_fingerprint: str | None = None
+
     created_at: int = Field(default_factory=lambda: int(time.time()))
     updated_at: int = Field(default_factory=lambda: int(time.time()))
     version: int = 1

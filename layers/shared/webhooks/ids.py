@@ -18,11 +18,17 @@ def new_id(prefix: str, nbytes: int = 16) -> str:
     return f"{prefix}_{_b32(secrets.token_bytes(nbytes))}"
 
 
+def keyed_id(prefix: str, *parts: str) -> str:
+    """`prefix_` + 128 bits of SHA-256 over `parts`: the same parts always give the same id, for what
+    a repeated request or a second run must find again."""
+    digest = hashlib.sha256("\x00".join(parts).encode()).digest()
+    return f"{prefix}_{_b32(digest[:16])}"
+
+
 def delivery_id(event_id: str, hook_id: str) -> str:
     """The same event fanned out to the same hook always gets the same id, so a fan-out that runs
     twice produces deliveries a receiver can de-duplicate on `webhook-id`."""
-    digest = hashlib.sha256(f"{event_id}\x00{hook_id}".encode()).digest()
-    return f"msg_{_b32(digest[:16])}"
+    return keyed_id("msg", event_id, hook_id)
 
 
 def event_id(account: str, idempotency_key: str, index: int, event: Any) -> str:
@@ -31,5 +37,4 @@ def event_id(account: str, idempotency_key: str, index: int, event: Any) -> str:
     de-duplicate a producer's retry on `webhook-id`. The event's content is hashed in as well, so a
     key reused for other events gives them ids of their own: never taken for repeats and dropped."""
     content = json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    digest = hashlib.sha256("\x00".join((account, idempotency_key, str(index), content)).encode()).digest()
-    return f"evt_{_b32(digest[:16])}"
+    return keyed_id("evt", account, idempotency_key, str(index), content)

@@ -81,12 +81,20 @@ class Registry:
 
     # -- operations -----------------------------------------------------------------------------
 
-    def create(self, account: str, request: HookCreate) -> Hook:
+    def create(self, account: str, request: HookCreate, idempotency_key: str | None = None) -> Hook:
+        """A new hook, validation started. Under an Idempotency-Key, the hook id comes from the key: the
+        same request sent again answers the hook the first one created (secret included) and starts
+        nothing; another request under the same key is a conflict."""
         safe_http.check_url(request.url, self.policy)
         file = verification.new_file(self.settings.verification_prefix)
+        hook_id, fingerprint = ids.new_id("hk"), None
+        if idempotency_key is not None:
+            hook_id = ids.keyed_id("hk", account, idempotency_key)
+            fingerprint = ids.keyed_id("req", request.model_dump_json())
         hook = Hook(
             account=account,
-            id=ids.new_id("hk"),
+            id=hook_id,
+            request_fingerprint=fingerprint,
             url=request.url,
             events=request.events,
             database=None if request.database is None else str(request.database),
@@ -101,7 +109,12 @@ class Registry:
             verification_contents=file.contents,
             validation_id=ids.new_id("val"),
         )
-        self.store.create(hook)
+        if not self.store.create(hook):
+            existing = self.store.get(account, hook.id)
+            if existing.request_fingerprint != hook.request_fingerprint:
+                raise Conflict("this Idempotency-Key was used for another request", field="idempotency-key")
+            logger.info("hook create repeated", extra={"hook_id": hook.id, "account": account})
+            return existing
         try:
             self._start_validation(hook)
         except Unavailable:
