@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -142,7 +144,38 @@ def test_send_batches_entries_with_group_and_capped_delay(sqs: FakeSqs) -> None:
 
 def test_send_makes_one_call_per_chunk(sqs: FakeSqs) -> None:
     send("https://sqs/q", messages(23))
-    assert [len(call["Entries"]) for call in sqs.calls] == [10, 10, 3]
+    assert sorted(len(call["Entries"]) for call in sqs.calls) == [3, 10, 10]
+
+
+class SlowSqs:
+    """Takes a while over each call, counting the calls in flight at once."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.sent: list[str] = []
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        with self.lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        time.sleep(0.05)
+        with self.lock:
+            self.in_flight -= 1
+            self.sent.extend(entry["MessageBody"] for entry in Entries)
+        return {"Failed": []}
+
+
+def test_send_has_several_calls_in_flight_and_sends_each_message_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slow = SlowSqs()
+    monkeypatch.setattr(aws, "client", lambda service: slow)
+    batch = [Outgoing(id=f"m{i}", body=f"body-{i}") for i in range(200)]
+    assert send("https://sqs/q", batch) == []
+    assert sorted(slow.sent) == sorted(m.body for m in batch)
+    assert 1 < slow.most_in_flight <= queues.SEND_CONCURRENCY
 
 
 def test_send_resends_entries_sqs_failed_on_its_side(sqs: FakeSqs) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,11 @@ MAX_BATCH_ENTRIES = 10
 MAX_BATCH_BYTES = 1_048_576
 # Entries SQS failed on its side (not a malformed entry) are sent again, a bounded number of times.
 RESEND_ROUNDS = 3
+# SendMessageBatch calls in flight at once: a fan-out to thousands of hooks is hundreds of calls, each
+# a round trip; one after another, they would hold up the deliveries and bill the wait.
+SEND_CONCURRENCY = 8
+
+_senders = ThreadPoolExecutor(max_workers=SEND_CONCURRENCY, thread_name_prefix="sqs-send")
 
 
 @dataclass(frozen=True)
@@ -81,34 +87,45 @@ def _entry(index: int, message: Outgoing) -> dict[str, Any]:
 
 
 def send(queue_url: str, messages: Sequence[Outgoing]) -> list[str]:
-    """Sends all messages; returns the ids of those that could not be sent (empty when all were)."""
+    """Sends all messages, up to SEND_CONCURRENCY calls at a time; returns the ids of those that
+    could not be sent (empty when all were)."""
     sqs = aws.client("sqs")
     pending = list(messages)
     failed: list[str] = []
     for _ in range(RESEND_ROUNDS):
-        retry: list[Outgoing] = []
-        for chunk in _chunks(pending):
-            try:
-                response = sqs.send_message_batch(
-                    QueueUrl=queue_url, Entries=[_entry(i, m) for i, m in enumerate(chunk)]
-                )
-            except Exception:
-                logger.exception("SendMessageBatch failed", extra={"entries": len(chunk)})
-                retry.extend(chunk)
-                continue
-            for failure in response.get("Failed", []):
-                message = chunk[int(failure["Id"])]
-                if failure.get("SenderFault"):
-                    logger.error(
-                        "SQS refused a message", extra={"id": message.id, "code": failure.get("Code")}
-                    )
-                    failed.append(message.id)
-                else:
-                    retry.append(message)
-        pending = retry
+        chunks = _chunks(pending)
+        if len(chunks) > 1:
+            outcomes = list(_senders.map(lambda chunk: _send_chunk(sqs, queue_url, chunk), chunks))
+        else:
+            outcomes = [_send_chunk(sqs, queue_url, chunk) for chunk in chunks]
+        pending = []
+        for refused, again in outcomes:
+            failed.extend(refused)
+            pending.extend(again)
         if not pending:
             break
     return failed + [m.id for m in pending]
+
+
+def _send_chunk(sqs: Any, queue_url: str, chunk: list[Outgoing]) -> tuple[list[str], list[Outgoing]]:
+    """One SendMessageBatch: (ids SQS refused as the sender's fault, messages to send again)."""
+    try:
+        response = sqs.send_message_batch(
+            QueueUrl=queue_url, Entries=[_entry(i, m) for i, m in enumerate(chunk)]
+        )
+    except Exception:
+        logger.exception("SendMessageBatch failed", extra={"entries": len(chunk)})
+        return [], chunk
+    refused: list[str] = []
+    again: list[Outgoing] = []
+    for failure in response.get("Failed", []):
+        message = chunk[int(failure["Id"])]
+        if failure.get("SenderFault"):
+            logger.error("SQS refused a message", extra={"id": message.id, "code": failure.get("Code")})
+            refused.append(message.id)
+        else:
+            again.append(message)
+    return refused, again
 
 
 def change_visibility(queue_url: str, delays: Sequence[tuple[QueueRecord, int]]) -> None:
