@@ -166,6 +166,11 @@ class SlowSqs:
             self.sent.extend(entry["MessageBody"] for entry in Entries)
         return {"Failed": []}
 
+    def change_message_visibility_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        return self.send_message_batch(
+            QueueUrl, [{"MessageBody": entry["ReceiptHandle"]} for entry in Entries]
+        )
+
 
 def test_send_has_several_calls_in_flight_and_sends_each_message_once(
     monkeypatch: pytest.MonkeyPatch,
@@ -175,6 +180,17 @@ def test_send_has_several_calls_in_flight_and_sends_each_message_once(
     batch = [Outgoing(id=f"m{i}", body=f"body-{i}") for i in range(200)]
     assert send("https://sqs/q", batch) == []
     assert sorted(slow.sent) == sorted(m.body for m in batch)
+    assert 1 < slow.most_in_flight <= queues.SEND_CONCURRENCY
+
+
+def test_change_visibility_has_several_calls_in_flight_and_changes_each_record_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slow = SlowSqs()
+    monkeypatch.setattr(aws, "client", lambda service: slow)
+    delays = [(QueueRecord(message_id=f"m{i}", body="", receipt_handle=f"rh{i}"), 60) for i in range(100)]
+    queues.change_visibility("https://sqs/q", delays)
+    assert sorted(slow.sent) == sorted(f"rh{i}" for i in range(100))
     assert 1 < slow.most_in_flight <= queues.SEND_CONCURRENCY
 
 
@@ -218,8 +234,9 @@ def test_change_visibility_hides_each_record_for_its_delay_ten_per_call(
     monkeypatch.setattr(aws, "client", lambda service: fake)
     delays = [(QueueRecord(message_id=f"m{i}", body="", receipt_handle=f"rh{i}"), 60 + i) for i in range(12)]
     queues.change_visibility("https://sqs/q", delays)
-    assert [len(call) for call in fake.calls] == [10, 2]
-    assert fake.calls[1] == [
+    calls = sorted(fake.calls, key=len, reverse=True)  # the calls run concurrently
+    assert [len(call) for call in calls] == [10, 2]
+    assert calls[1] == [
         {"Id": "0", "ReceiptHandle": "rh10", "VisibilityTimeout": 70},
         {"Id": "1", "ReceiptHandle": "rh11", "VisibilityTimeout": 71},
     ]

@@ -130,20 +130,28 @@ def _send_chunk(sqs: Any, queue_url: str, chunk: list[Outgoing]) -> tuple[list[s
 
 def change_visibility(queue_url: str, delays: Sequence[tuple[QueueRecord, int]]) -> None:
     """Hides each record for its delay: when it shows again, the next attempt runs. Best effort: a
-    record whose change failed simply comes back after the queue's visibility timeout."""
+    record whose change failed simply comes back after the queue's visibility timeout. Up to
+    SEND_CONCURRENCY calls in flight, as in send()."""
     sqs = aws.client("sqs")
-    for start in range(0, len(delays), MAX_BATCH_ENTRIES):
-        chunk = delays[start : start + MAX_BATCH_ENTRIES]
-        try:
-            response = sqs.change_message_visibility_batch(
-                QueueUrl=queue_url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": record.receipt_handle, "VisibilityTimeout": delay}
-                    for i, (record, delay) in enumerate(chunk)
-                ],
-            )
-        except Exception:
-            logger.exception("ChangeMessageVisibilityBatch failed", extra={"entries": len(chunk)})
-            continue
-        for failure in response.get("Failed", []):
-            logger.warning("visibility not changed", extra={"code": failure.get("Code")})
+    chunks = [delays[start : start + MAX_BATCH_ENTRIES] for start in range(0, len(delays), MAX_BATCH_ENTRIES)]
+    if len(chunks) > 1:
+        list(_senders.map(lambda chunk: _change_chunk(sqs, queue_url, chunk), chunks))
+    else:
+        for chunk in chunks:
+            _change_chunk(sqs, queue_url, chunk)
+
+
+def _change_chunk(sqs: Any, queue_url: str, chunk: Sequence[tuple[QueueRecord, int]]) -> None:
+    try:
+        response = sqs.change_message_visibility_batch(
+            QueueUrl=queue_url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": record.receipt_handle, "VisibilityTimeout": delay}
+                for i, (record, delay) in enumerate(chunk)
+            ],
+        )
+    except Exception:
+        logger.exception("ChangeMessageVisibilityBatch failed", extra={"entries": len(chunk)})
+        return
+    for failure in response.get("Failed", []):
+        logger.warning("visibility not changed", extra={"code": failure.get("Code")})
