@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger
 
@@ -22,6 +22,8 @@ RESEND_ROUNDS = 3
 # a round trip; one after another, they would hold up the deliveries and bill the wait.
 SEND_CONCURRENCY = 8
 
+_Chunk = TypeVar("_Chunk")
+_Outcome = TypeVar("_Outcome")
 _senders = ThreadPoolExecutor(max_workers=SEND_CONCURRENCY, thread_name_prefix="sqs-send")
 
 
@@ -86,6 +88,13 @@ def _entry(index: int, message: Outgoing) -> dict[str, Any]:
     return entry
 
 
+def _each(call: Callable[[_Chunk], _Outcome], chunks: Sequence[_Chunk]) -> list[_Outcome]:
+    """call(chunk) for every chunk, up to SEND_CONCURRENCY at once; a single chunk on this thread."""
+    if len(chunks) > 1:
+        return list(_senders.map(call, chunks))
+    return [call(chunk) for chunk in chunks]
+
+
 def send(queue_url: str, messages: Sequence[Outgoing]) -> list[str]:
     """Sends all messages, up to SEND_CONCURRENCY calls at a time; returns the ids of those that
     could not be sent (empty when all were)."""
@@ -93,11 +102,7 @@ def send(queue_url: str, messages: Sequence[Outgoing]) -> list[str]:
     pending = list(messages)
     failed: list[str] = []
     for _ in range(RESEND_ROUNDS):
-        chunks = _chunks(pending)
-        if len(chunks) > 1:
-            outcomes = list(_senders.map(lambda chunk: _send_chunk(sqs, queue_url, chunk), chunks))
-        else:
-            outcomes = [_send_chunk(sqs, queue_url, chunk) for chunk in chunks]
+        outcomes = _each(lambda chunk: _send_chunk(sqs, queue_url, chunk), _chunks(pending))
         pending = []
         for refused, again in outcomes:
             failed.extend(refused)
@@ -134,11 +139,7 @@ def change_visibility(queue_url: str, delays: Sequence[tuple[QueueRecord, int]])
     SEND_CONCURRENCY calls in flight, as in send()."""
     sqs = aws.client("sqs")
     chunks = [delays[start : start + MAX_BATCH_ENTRIES] for start in range(0, len(delays), MAX_BATCH_ENTRIES)]
-    if len(chunks) > 1:
-        list(_senders.map(lambda chunk: _change_chunk(sqs, queue_url, chunk), chunks))
-    else:
-        for chunk in chunks:
-            _change_chunk(sqs, queue_url, chunk)
+    _each(lambda chunk: _change_chunk(sqs, queue_url, chunk), chunks)
 
 
 def _change_chunk(sqs: Any, queue_url: str, chunk: Sequence[tuple[QueueRecord, int]]) -> None:
