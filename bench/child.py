@@ -1,7 +1,7 @@
-"""Run by `bench.memory_import` in a fresh interpreter (`python -I -S -B bench/child.py ...`), never
-imported: loads one function's handler module as Lambda does (its folder, the layer and a site of
-the runtime's packages on the path; the environment the template gives it) and reports, as one
-JSON line on the original stdout:
+"""Run by `bench.memory_import` in a fresh interpreter (`python -I -S -B bench/child.py ...`; the
+benchmark imports it only for its path and FLOOR): loads one function's handler module as Lambda
+does (its folder, the layer and a site of the runtime's packages on the path; the environment the
+template gives it) and reports, as one JSON line on the original stdout:
 
 - `import_ms`: the cold import of the handler module (boto3, pydantic, Powertools, webhooks) and the
   lookup of its handler (`app:lambda_handler` unless told otherwise), or of

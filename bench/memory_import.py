@@ -31,7 +31,7 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
-from bench import FAKE_AWS, calc
+from bench import FAKE_AWS, calc, child
 from bench.harness import (
     ACCOUNT,
     OVERRIDES,
@@ -45,7 +45,7 @@ from bench.harness import (
 from bench.receivers import ReceiverProcess
 from devstack.template import Stack
 
-CHILD = Path(__file__).resolve().parent / "child.py"
+CHILD = Path(child.__file__).resolve()
 LAYER = ROOT / "layers" / "shared"
 # The largest batch the template allows (DeliveryBatchSize's MaxValue), at most this many.
 MAX_BATCH = 1000
@@ -57,7 +57,7 @@ CHILD_TIMEOUT = 120
 # What the handlers can import on Lambda: the python3.13 runtime's boto3, and the layer's requirements.
 RUNTIME_PACKAGES = ("boto3",)
 # The floor (not judged): what the handlers stand on of those, run as a script by bench/child.py.
-FLOOR_SCRIPT = Path(__file__).resolve().parent / "floor_imports.py"
+FLOOR_SCRIPT = Path(child.FLOOR)
 FLOOR_TEXT = "bench/floor_imports.py: boto3, Powertools' Logger and Metrics, pydantic with one model class"
 
 

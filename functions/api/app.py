@@ -46,7 +46,7 @@ HookId = Annotated[str, Path(min_length=1, max_length=64)]
 Ref = Annotated[str | None, Query(max_length=64)]
 
 
-def idempotency_key(description: str) -> Header:
+def _idempotency_header(description: str) -> Header:
     return Header(
         alias="idempotency-key",
         min_length=1,
@@ -58,14 +58,14 @@ def idempotency_key(description: str) -> Header:
 
 EventsKey = Annotated[
     str | None,
-    idempotency_key(
+    _idempotency_header(
         "Send a retried request with the key of the first: each event then keeps the id it got the first "
         "time, and so does each delivery's `webhook-id`, so receivers can drop the repeats"
     ),
 ]
 HookKey = Annotated[
     str | None,
-    idempotency_key(
+    _idempotency_header(
         "Send a retried request with the key of the first: it answers the hook the first one created "
         "instead of registering another; a different request under the same key is a 409"
     ),

@@ -87,8 +87,10 @@ class Registry:
         nothing; another request under the same key is a conflict."""
         safe_http.check_url(request.url, self.policy)
         file = verification.new_file(self.settings.verification_prefix)
-        hook_id, fingerprint = ids.new_id("hk"), None
-        if idempotency_key is not None:
+        fingerprint: str | None = None
+        if idempotency_key is None:
+            hook_id = ids.new_id("hk")
+        else:
             hook_id = ids.keyed_id("hk", account, idempotency_key)
             fingerprint = ids.keyed_id("req", request.model_dump_json())
         hook = Hook(
