@@ -67,5 +67,9 @@ token: venv
 return-path: venv
 	$(BIN)/python scripts/return_path.py --account "$(ACCOUNT)" --message "$(MESSAGE)"
 
+# The events returned mail would make, one JSON line per file (no AWS): make parse-mail FILES="a.eml b.eml"
+parse-mail: venv
+	$(BIN)/python scripts/parse_mail.py $(FILES)
+
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
