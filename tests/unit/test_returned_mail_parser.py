@@ -27,6 +27,9 @@ FAILURES = {
     "lhost-opensmtpd-11.eml": [
         ("authfailure@libsisimai.net", 550, "5.7.26")
     ],  # the text's status beats 5.0.0
+    # expired (x.4.7): the cause the diagnostic or the notice tells
+    "lhost-amazonses-17.eml": [("kijitora@example.com", 421, "4.4.2")],
+    "lhost-exchange2007-05.eml": [("gwang1@student.mlcsyd.nsw.edu.au", 441, "4.4.1")],
     # DSN fields written in the text of a multipart/report without its boundary
     "lhost-messagingserver-03.eml": [
         ("sabineko@example.org", 550, "5.7.1"),

@@ -154,14 +154,34 @@ def diagnose(block: str, context: str = "", address: str = "") -> Diagnosis:
     `address` is read first: a relay's own code often precedes it, the remote's follows."""
     description = _SPACES.sub(" ", block).strip()[:MAX_DESCRIPTION_CHARS]
     at = block.lower().find(address) if address else -1
-    if at > 0:
-        after = _codes(block[at + len(address) :])
-        if after is not None:
-            return Diagnosis(after[0], after[1], description)
+    if at >= 0:
+        line_start = block.rfind("\n", 0, at) + 1
+        line_end = block.find("\n", at)
+        line_end = len(block) if line_end < 0 else line_end
+        # The rest of the address's line, its whole line, then what follows it.
+        for part in (
+            block[at + len(address) : line_end],
+            block[line_start:line_end],
+            block[at + len(address) :],
+        ):
+            found_here = _codes(part)
+            if found_here is not None:
+                return Diagnosis(found_here[0], found_here[1], description)
     found = _codes(block)
     if found is not None:
         return Diagnosis(found[0], found[1], description)
     return Diagnosis(None, words_status(block, context), description, inferred=True)
+
+
+def underlying(block: str) -> tuple[int | None, str] | None:
+    """The last explicit reply code and status in a block other than "delivery time expired" (x.4.7):
+    what made an expired message fail, when the text tells (Exchange, SES)."""
+    found = [
+        (int(m.group(1)), m.group(2))
+        for m in _CODE_AND_STATUS.finditer(block)
+        if not m.group(2).endswith(".4.7")
+    ]
+    return found[-1] if found else None
 
 
 def _codes(block: str) -> tuple[int | None, str | None] | None:

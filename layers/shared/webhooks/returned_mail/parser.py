@@ -271,6 +271,8 @@ def _read_dsn(blocks: list[Message], report: Report) -> int:
         code = found.code if found else None
         if status is None and code is None and not action.startswith("deliver"):
             status = found.extended if found else notices.words_status("")
+        if status and status.endswith(".4.7") and (cause := notices.underlying(diagnostic_text)):
+            code, status = cause
         entry = Failure(
             _address_of(recipient), code, status, diagnostic_text[: notices.MAX_DESCRIPTION_CHARS]
         )
@@ -381,20 +383,23 @@ def _original_to(parts: _Parts, notice: str) -> str:
     return found.group(1) if found else ""
 
 
+def _settled(failure: Failure) -> bool:
+    """Whether a DSN recipient has all a notice could add: a code and a status that is neither generic
+    (x.0.0) nor "expired" (x.4.7, whose cause the text may tell)."""
+    status = failure.extended or ""
+    return failure.code is not None and bool(status) and not status.endswith((".0.0", ".4.7"))
+
+
 def _fill_from_notice(message: Message, parts: _Parts, notice: str, report: Report) -> None:
     """DSN recipients without a reply code or status get them from their block of the notice's text
     (Sendmail's transcript, for one), when of the same class."""
-    if all(f.code is not None and f.extended and not f.extended.endswith(".0.0") for f in report.failures):
+    if all(_settled(f) for f in report.failures):
         return
     text = notices.cut_original(notice)
     found = notices.recipients_in(text, _own_addresses(message, parts))
     by_address = dict(notices.blocks(text, found))
     for index, failure in enumerate(report.failures):
-        if (
-            failure.code is not None
-            and failure.extended is not None
-            and not failure.extended.endswith(".0.0")
-        ):
+        if _settled(failure):
             continue
         block = by_address.get(failure.recipient)
         if block is None and len(report.failures) == 1:
@@ -403,6 +408,10 @@ def _fill_from_notice(message: Message, parts: _Parts, notice: str, report: Repo
             continue
         found_here = notices.diagnose(block, address=failure.recipient)
         klass = (failure.extended or str(failure.code or ""))[:1]
+        cause = notices.underlying(block) if (failure.extended or "").endswith(".4.7") else None
+        if cause is not None and cause[1][0] == klass:
+            report.failures[index] = Failure(failure.recipient, cause[0], cause[1], failure.description)
+            continue
         code = failure.code
         if code is None and found_here.code is not None and str(found_here.code)[0] == klass:
             code = found_here.code
