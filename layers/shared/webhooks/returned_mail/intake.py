@@ -25,8 +25,10 @@ MAX_ADDRESS_CHARS = 320
 
 def mime_of(raw: bytes) -> str:
     """The message as text for an event: whole when it fits, else cut with `TRUNCATED_MARKER`."""
-    text = raw.decode("utf-8", errors="replace")
-    if len(_json(text)) <= MAX_MIME_BYTES:
+    # Every byte of the message is at least one byte of its JSON: a longer one cannot fit, and only
+    # its head is decoded (a 30 MB message is not turned into a 30 MB string to be cut).
+    text = raw[: MAX_MIME_BYTES + 1].decode("utf-8", errors="replace")
+    if len(raw) <= MAX_MIME_BYTES and len(_json(text)) <= MAX_MIME_BYTES:
         return text
     budget = MAX_MIME_BYTES - 200
     kept = text[:budget]
