@@ -93,8 +93,12 @@ def test_mail_without_any_return_path_is_unattributed() -> None:
         owner_of(b"To: jane@example.com\r\n\r\nhello", secret=SECRET, domain=DOMAIN)
 
 
-def test_an_empty_account_or_secret_is_refused() -> None:
+def test_an_empty_or_too_long_account_or_message_or_an_empty_secret_is_refused() -> None:
     with pytest.raises(return_path.ReturnPathError):
         return_path.make("", "msg-1", secret=SECRET, domain=DOMAIN)
+    with pytest.raises(return_path.ReturnPathError):
+        return_path.make("a" * 65, "msg-1", secret=SECRET, domain=DOMAIN)
+    with pytest.raises(return_path.ReturnPathError):
+        return_path.make("acme", "m" * 256, secret=SECRET, domain=DOMAIN)
     with pytest.raises(return_path.ReturnPathError):
         return_path.make("acme", "msg-1", secret=b"", domain=DOMAIN)

@@ -124,3 +124,16 @@ def test_relayed_and_expanded_dsns_make_no_failure(action: bytes) -> None:
     report = parse(raw)
 
     assert report.failures == []
+
+
+def test_a_notice_in_another_language_is_recognised_by_its_subject_and_code() -> None:
+    raw = (
+        "From: Systemverwalter <admin@mail.example.de>\r\nTo: rp@bounces.example.com\r\n"
+        "Subject: Nicht zustellbar: Angebot\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        "Ihre Nachricht konnte nicht zugestellt werden an:\r\n\r\n"
+        "max@example.de\r\n    550 5.1.1 Empfänger unbekannt\r\n"
+    ).encode()
+
+    report = parse(raw)
+
+    assert [(f.recipient, f.code, f.extended) for f in report.failures] == [("max@example.de", 550, "5.1.1")]

@@ -67,7 +67,9 @@ _BOUNCE_SENDER = re.compile(
 _BOUNCE_SUBJECT = re.compile(
     r"undeliver|undelivered|delivery|failure|failed|fail|returned|not delivered|rejected|bounce|"
     r"nondeliver|non-deliver|unable to deliver|could not be delivered|mail system error|error|warning|"
-    r"problem|unzustellbar|non remis|no entregado|unknown|mailbox|quota|blocked",
+    r"problem|unzustellbar|nicht zustellbar|non remis|non distribuable|non recapitabile|onbestelbaar|"
+    r"niet afgeleverd|no entregado|no se pudo entregar|unknown|mailbox|quota|blocked|"
+    r"配信|送信エラー|エラー|未送達|退信|失败|失敗",
     re.IGNORECASE,
 )
 _BOUNCE_TEXT = re.compile(
@@ -156,7 +158,11 @@ def _walk(message: Message, parts: _Parts) -> None:
             if depth < MAX_DEPTH:
                 children = part.get_payload()
                 if isinstance(children, list):
-                    stack.extend((child, depth + 1, inside_original) for child in reversed(children))
+                    stack.extend(
+                        (child, depth + 1, inside_original)
+                        for child in reversed(children)
+                        if isinstance(child, Message)
+                    )
             continue
         if inside_original:
             continue

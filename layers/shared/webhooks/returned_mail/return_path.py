@@ -23,6 +23,9 @@ import hmac
 import re
 
 PREFIX = "rp"
+# What the events can carry: an account (ingest's) and a message id (an event's `id`).
+MAX_ACCOUNT = 64
+MAX_MESSAGE = 255
 _PLAIN = re.compile(r"[a-z0-9][a-z0-9._-]*")
 _TAG_CHARS = 16
 _ADDRESS = re.compile(r"rp=([a-z0-9._-]+)=([a-z0-9._-]+)=([a-z2-7]{16})@([a-z0-9.-]+)", re.IGNORECASE)
@@ -57,6 +60,8 @@ def make(account: str, message: str, *, secret: bytes, domain: str) -> str:
     """The return path for `message` of `account`."""
     if not account or not message:
         raise ReturnPathError("account and message are required")
+    if len(account) > MAX_ACCOUNT or len(message) > MAX_MESSAGE:
+        raise ReturnPathError(f"account is at most {MAX_ACCOUNT} characters, message at most {MAX_MESSAGE}")
     if not secret:
         raise ReturnPathError("the return-path secret is empty")
     return f"{PREFIX}={_encode(account)}={_encode(message)}={_tag(secret, account, message)}@{domain.lower()}"
@@ -69,7 +74,12 @@ def read(address: str, *, secret: bytes, domain: str) -> tuple[str, str] | None:
     if found is None or found.group(4) != domain.lower() or not secret:
         return None
     account, message = _decode(found.group(1)), _decode(found.group(2))
-    if account is None or message is None:
+    if (
+        account is None
+        or message is None
+        or not 0 < len(account) <= MAX_ACCOUNT
+        or not 0 < len(message) <= MAX_MESSAGE
+    ):
         return None
     if not hmac.compare_digest(_tag(secret, account, message), found.group(3)):
         return None
