@@ -1,22 +1,24 @@
 """`make dev` end to end for returned mail: a bounce sent over SMTP to account A's return path reaches
 A's bounce and failure hooks, signed, and nothing of it reaches account B; a forged return path reaches
-nobody and is counted."""
+nobody and is counted; a record the function fails on stays queued, then is dead-lettered."""
 
 from __future__ import annotations
 
 import json
 import secrets
 import smtplib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import boto3
 import pytest
 import requests
 
 from devstack import smtp
-from tests.e2e.test_local_stack import DevStack, eventually, free_port, verify
+from tests.e2e.test_local_stack import ROOT, DevStack, eventually, free_port, verify
 from tests.receiver import Receiver
 from tests.unit.test_returned_mail_parser import sample
 from webhooks.returned_mail import return_path
@@ -31,10 +33,12 @@ class MailStack(DevStack):
         self.a_token = f"e2e-{secrets.token_hex(16)}"
         self.b_token = f"e2e-b-{secrets.token_hex(16)}"
         self.smtp_port = free_port()
+        self.moto_port = free_port()
         super().__init__(
             log,
             extra_env={
                 "WEBHOOKS_SMTP_PORT": str(self.smtp_port),
+                "WEBHOOKS_MOTO_PORT": str(self.moto_port),
                 "WEBHOOKS_DEV_TOKENS": f"e2e:{self.a_token},b:{self.b_token}",
             },
         )
@@ -135,3 +139,41 @@ def scenario(stack: MailStack, receiver: Receiver, other: Receiver) -> None:
     assert other.posts == []
     assert "forged or altered return path" in stack.output()
     assert json.dumps(raw.decode())[:200] not in stack.output()
+
+    dead_letters(stack)
+
+
+def dead_letters(stack: MailStack) -> None:
+    """A message the function cannot read (its object is gone) stays on the queue, comes back, and
+    after the redrive policy's receives is in the dead-letter queue: nothing is lost."""
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=f"http://127.0.0.1:{stack.moto_port}",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    queue = sqs.get_queue_url(QueueName="webhooks-local-ReturnedMailQueue")["QueueUrl"]
+    dlq = sqs.get_queue_url(QueueName="webhooks-local-ReturnedMailDLQ")["QueueUrl"]
+    # Time passing: a failed record is visible again after 1 s instead of the template's 360.
+    sqs.set_queue_attributes(QueueUrl=queue, Attributes={"VisibilityTimeout": "1"})
+    # moto reads the timeout when a receive starts: let the poller's current long poll (1 s) end first.
+    time.sleep(1.5)
+    body = json.loads(
+        json.loads((ROOT / "events" / "returned_mail_sqs.json").read_text())["Records"][0]["body"]
+    )
+    body["Records"][0]["s3"]["object"]["key"] = "mail/never-stored"
+    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(body))
+
+    def counts(url: str) -> int:
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(
+            attributes["ApproximateNumberOfMessagesNotVisible"]
+        )
+
+    eventually("the failing record is tried", lambda: True if "NoSuchKey" in stack.output() else None, 15)
+    assert counts(queue) + counts(dlq) == 1  # still there, on one queue or the other
+    eventually("the record is dead-lettered", lambda: True if counts(dlq) == 1 else None, 30)
+    assert counts(queue) == 0
+    [dead] = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10)["Messages"]
+    assert json.loads(dead["Body"]) == body
