@@ -3,6 +3,7 @@ from Sisimai's set-of-emails, BSD 2-clause: LICENSE beside them)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,23 @@ def test_a_notice_in_another_language_is_recognised_by_its_subject_and_code() ->
     report = parse(raw)
 
     assert [(f.recipient, f.code, f.extended) for f in report.failures] == [("max@example.de", 550, "5.1.1")]
+
+
+def test_an_ses_delivery_notification_is_a_delivery_not_a_failure() -> None:
+    notification = {
+        "notificationType": "Delivery",
+        "mail": {"messageId": "x", "destination": ["jane@example.com"]},
+        "delivery": {"recipients": ["jane@example.com"], "smtpResponse": "250 2.6.0 Message received"},
+    }
+    raw = (
+        "From: no-reply@sns.amazonaws.com\r\nSubject: AWS Notification Message\r\n\r\n"
+        + json.dumps(notification)
+    ).encode()
+
+    report = parse(raw)
+
+    assert report.kind == "delivered"
+    assert report.failures == []
+    assert [(d.recipient, d.code, d.extended) for d in report.delivered] == [
+        ("jane@example.com", 250, "2.6.0")
+    ]

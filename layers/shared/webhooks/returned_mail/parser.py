@@ -87,7 +87,8 @@ _AUTOREPLY_SUBJECT = re.compile(
     re.IGNORECASE,
 )
 _TAG = re.compile(r"<[^>]*>")
-_JSON_HINT = re.compile(r'"bouncedRecipients"|"bounceType"|"complainedRecipients"')
+_JSON_HINT = re.compile(r'"bouncedRecipients"|"bounceType"|"complainedRecipients"|"smtpResponse"')
+_SUCCESS = re.compile(r"\b(2\d\d)[ -]?(2\.\d{1,3}\.\d{1,3})?")
 
 
 def parse(raw: bytes) -> Report:
@@ -119,8 +120,8 @@ def _parse(raw: bytes) -> Report:
         _read_json_notification(notice, report)
         if report.kind == "abuse":
             return report
-        if report.failures:
-            report.kind = "failure"
+        if report.failures or report.delivered:
+            report.kind = "failure" if report.failures else "delivered"
             return report
     if not _looks_like_bounce(message, notice):
         report.kind = "autoreply" if _is_autoreply(message) else "other"
@@ -457,6 +458,16 @@ def _read_json_notification(text: str, report: Report) -> None:
             if isinstance(entry, dict) and isinstance(entry.get("emailAddress"), str):
                 report.complainant = _address_of(entry["emailAddress"])
                 break
+        return
+    delivery = document.get("delivery")
+    if isinstance(delivery, dict):
+        response = str(delivery.get("smtpResponse") or "")
+        success = _SUCCESS.search(response)
+        reply: int | None = int(success.group(1)) if success else None
+        status: str | None = success.group(2) if success else None
+        for address in delivery.get("recipients") or []:
+            if isinstance(address, str) and len(report.delivered) < MAX_RECIPIENTS:
+                report.delivered.append(Failure(_address_of(address), reply, status, response))
         return
     bounce = document.get("bounce")
     if not isinstance(bounce, dict):
