@@ -11,7 +11,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv lint fmt typecheck sam-validate sam-build unit pytest test dev receiver bench openapi token clean
+.PHONY: venv lint fmt typecheck sam-validate sam-build unit pytest test dev receiver bench openapi token return-path parse-mail clean
 
 $(BIN)/.installed: requirements-dev.txt layers/shared/requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,14 @@ openapi: venv
 # Creates a bearer token for ACCOUNT on a deployed stack: make token ACCOUNT=acme STACK=webhooks-dev
 token: venv
 	$(BIN)/python scripts/create_token.py --stack $(STACK) --account $(ACCOUNT)
+
+# The return path of MESSAGE of ACCOUNT for the local stack's secret: make return-path ACCOUNT=acme MESSAGE=msg-1
+return-path: venv
+	$(BIN)/python scripts/return_path.py --account "$(ACCOUNT)" --message "$(MESSAGE)"
+
+# The events returned mail would make, one JSON line per file (no AWS): make parse-mail FILES="a.eml b.eml"
+parse-mail: venv
+	$(BIN)/python scripts/parse_mail.py $(FILES)
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

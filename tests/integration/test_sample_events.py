@@ -74,7 +74,13 @@ def test_there_is_a_sample_for_every_api_route_and_function(local: LocalStack) -
         for e in (json.loads((EVENTS / name).read_text()) for name in API_SAMPLES)
     }
     assert sampled == routes
-    assert {"authorizer.json", "validate_check.json", "fanout_sqs.json", "deliver_sqs.json"} <= samples
+    assert {
+        "authorizer.json",
+        "validate_check.json",
+        "fanout_sqs.json",
+        "deliver_sqs.json",
+        "returned_mail_sqs.json",
+    } <= samples
 
 
 @pytest.mark.parametrize(("name", "status"), API_SAMPLES.items())
