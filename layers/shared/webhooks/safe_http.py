@@ -28,6 +28,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Literal, TypeAlias
@@ -66,8 +67,6 @@ _POOL_MAXSIZE = 100
 # and all pools together keep at most _MAX_IDLE.
 _POOL_IDLE_SECONDS = 60.0
 _MAX_IDLE = 512
-# An idle connection returned to the pool less than this long ago is reused without checking it.
-_FRESH_SECONDS = 1.0
 _PARSE_CACHE_SIZE = 1024
 
 
@@ -333,9 +332,41 @@ def _system_resolver(host: str, port: int) -> list[str]:
 
 _dns_lock = threading.Lock()
 _dns_cache: OrderedDict[tuple[Resolver, str, int], tuple[float, tuple[str, ...]]] = OrderedDict()
+# Resolutions under way, so that a batch of deliveries to one slow name waits on one lookup.
+_dns_pending: dict[tuple[Resolver, str, int], Future[tuple[str, ...]]] = {}
 
 
-def _resolve(host: str, port: int, resolver: Resolver, *, use_cache: bool) -> tuple[str, ...]:
+class _ResolveTimeout(Exception):
+    pass
+
+
+def _lookup_in_thread(key: tuple[Resolver, str, int]) -> Future[tuple[str, ...]]:
+    """The pending lookup of `key`, started in a thread of its own if there is none. A resolver
+    cannot be interrupted (getaddrinfo has no timeout), so the caller waits at most its deadline and
+    the thread ends whenever the resolver returns."""
+    with _dns_lock:
+        pending = _dns_pending.get(key)
+        if pending is not None:
+            return pending
+        pending = _dns_pending[key] = Future()
+    resolver, host, port = key
+
+    def run() -> None:
+        try:
+            pending.set_result(tuple(resolver(host, port)))
+        except BaseException as exc:  # handed to the waiting request, whatever it is
+            pending.set_exception(exc)
+        finally:
+            with _dns_lock:
+                _dns_pending.pop(key, None)
+
+    threading.Thread(target=run, name="resolve", daemon=True).start()
+    return pending
+
+
+def _resolve(
+    host: str, port: int, resolver: Resolver, deadline: float, *, use_cache: bool
+) -> tuple[str, ...]:
     key = (resolver, host, port)
     now = time.monotonic()
     if use_cache:
@@ -344,7 +375,9 @@ def _resolve(host: str, port: int, resolver: Resolver, *, use_cache: bool) -> tu
             if hit is not None and hit[0] > now:
                 return hit[1]
     try:
-        answers = tuple(resolver(host, port))
+        answers = _lookup_in_thread(key).result(timeout=max(deadline - now, 0.0))
+    except TimeoutError:
+        raise _ResolveTimeout from None
     except (OSError, UnicodeError, ValueError):
         raise _Unresolvable from None
     if not answers:
@@ -359,7 +392,7 @@ def _resolve(host: str, port: int, resolver: Resolver, *, use_cache: bool) -> tu
 
 
 def _checked_addresses(
-    target: _Target, policy: OutboundPolicy, resolver: Resolver | None, *, at_send: bool
+    target: _Target, policy: OutboundPolicy, resolver: Resolver | None, deadline: float, *, at_send: bool
 ) -> list[str]:
     """Every address the target stands for, each one vetted; raises UnsafeUrl on the first bad one."""
     if target.literal is not None:
@@ -370,7 +403,13 @@ def _checked_addresses(
     if _is_localhost(target.host) and not policy.allow_private:
         raise UnsafeUrl(f"{target.host} is a loopback address")
     try:
-        answers = _resolve(target.host, target.port, resolver or _system_resolver, use_cache=at_send)
+        answers = _resolve(
+            target.host, target.port, resolver or _system_resolver, deadline, use_cache=at_send
+        )
+    except _ResolveTimeout:
+        raise OutboundError(
+            f"the host name did not resolve within {policy.total_timeout:g} s", kind="timeout"
+        ) from None
     except _Unresolvable:
         if at_send:
             raise OutboundError("host name does not resolve", kind="connect") from None
@@ -390,7 +429,8 @@ def _checked_addresses(
 
 def check_url(url: str, policy: OutboundPolicy, resolver: Resolver | None = None) -> None:
     """Static + DNS check at registration/change time; raises UnsafeUrl with the reason."""
-    _checked_addresses(_parse(url, policy), policy, resolver, at_send=False)
+    deadline = time.monotonic() + policy.total_timeout
+    _checked_addresses(_parse(url, policy), policy, resolver, deadline, at_send=False)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -399,7 +439,10 @@ def check_url(url: str, policy: OutboundPolicy, resolver: Resolver | None = None
 # Where every socket to a receiver is opened (tests record or refuse connections here).
 _create_connection = socket.create_connection
 
-_PoolKey: TypeAlias = tuple[str, str, int, str]  # scheme, checked address, port, TLS server name
+# Scheme, checked address, port, TLS server name, and the path: a connection serves one URL only, so
+# whatever a receiver writes on it unasked can at worst be mistaken for an answer of the same URL
+# (the same hook), never for another tenant's on a shared receiving host.
+_PoolKey: TypeAlias = tuple[str, str, int, str, str]
 
 
 @cache
@@ -458,10 +501,9 @@ def _checkout(key: _PoolKey) -> _Conn | None:
                 return None
             conn = conns.pop()
             _idle_count -= 1
-        idle = time.monotonic() - conn.idle_since
-        # Just used: no need to ask the socket. Should the server have hung up all the same, the
-        # request fails before any answer and is sent once more on a new connection (_Stale).
-        if idle < _FRESH_SECONDS or (idle < _POOL_IDLE_SECONDS and not conn.dropped()):
+        # Always asked, however recently used: bytes nobody asked for (a late second response)
+        # would otherwise be read as the next request's answer.
+        if time.monotonic() - conn.idle_since < _POOL_IDLE_SECONDS and not conn.dropped():
             return conn
         conn.close()
 
@@ -519,7 +561,8 @@ def clear_caches() -> None:
 
 
 class _Stale(Exception):
-    """A kept-alive connection turned out to be closed by the server: worth one fresh attempt."""
+    """A kept-alive connection was found closed before a byte of the request was written: the request
+    certainly did not reach the server, so it is worth one fresh attempt."""
 
 
 class _ConnectFailed(Exception):
@@ -856,18 +899,22 @@ def _exchange(
     keep = False
     try:
         sock.settimeout(_remaining(deadline, policy))
-        sock.sendall(message)
+        try:
+            written = sock.send(message)
+        except ConnectionError:
+            if reused:
+                raise _Stale from None  # refused before a single byte went out
+            raise
+        if written < len(message):
+            sock.sendall(message[written:])
         version, status, headers = _read_head(reader)
         body, keep = _read_body(reader, method, version, status, headers)
     except _NoResponse:
-        if reused:
-            raise _Stale from None
+        # The request went out: the server may have acted on it, so it is never sent again.
         raise OutboundError("the server closed the connection without a response", kind="connect") from None
     except _Malformed as exc:
         raise OutboundError(str(exc), kind="protocol") from None
     except OSError as exc:
-        if reused and not reader.received and isinstance(exc, ConnectionError):
-            raise _Stale from None
         raise _transport_error(exc, deadline, policy) from None
     finally:
         if keep:
@@ -896,12 +943,12 @@ def request(
     Any HTTP status (incl. 3xx, 4xx, 5xx) is returned as a Response, never raised."""
     started = time.monotonic()
     target = _parse_cached(url, policy.allow_http)
-    addresses = _checked_addresses(target, policy, resolver, at_send=True)
-    message = _request_bytes(method, target, headers, body)
     deadline = started + policy.total_timeout
+    addresses = _checked_addresses(target, policy, resolver, deadline, at_send=True)
+    message = _request_bytes(method, target, headers, body)
     failure: OutboundError | None = None
     for ip in addresses:
-        key = (target.scheme, ip, target.port, target.host)
+        key = (target.scheme, ip, target.port, target.host, target.path)
         conn = _checkout(key)
         if conn is not None:
             try:
