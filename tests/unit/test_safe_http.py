@@ -6,7 +6,6 @@ resolver, and the hostile corpus runs with connections made impossible.
 
 from __future__ import annotations
 
-import datetime
 import http.client
 import io
 import random
@@ -17,13 +16,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.unit.conftest import Pki
 from webhooks import safe_http
 from webhooks.errors import InvalidInput
 from webhooks.outbound_policy import OutboundError, OutboundPolicy, UnsafeUrl, check_url
@@ -982,13 +981,14 @@ def test_repeated_and_folded_header_fields_are_joined(scripted: Callable[..., Sc
 @pytest.mark.parametrize(
     ("answer", "reason"),
     [
-        (b"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\nok", "invalid Content-Length"),
-        (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "invalid Content-Length"),
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "invalid chunk size"),
-        (b"HTTP/1.1 200 OK\r\nBad Header: 1\r\n\r\n", "invalid header field"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\nok", "conflicting Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "bad Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "illegal chunk header"),
+        (b"HTTP/1.1 200 OK\r\nBad Header: 1\r\n\r\n", "illegal header line"),
         (b"HTTP/1.1 200 OK\r\n" + b"X-Big: " + b"b" * 70_000 + b"\r\n\r\n", "head is too large"),
-        (b"HTTP/1.1 101 Switching Protocols\r\n\r\n", "switched protocols"),
-        (b"HTTP/2 200\r\n\r\n", "not valid HTTP"),
+        (b"HTTP/1.1 101 Switching Protocols\r\n\r\n", "not valid HTTP/1.1"),
+        (b"HTTP/2 200\r\n\r\n", "illegal status line"),
+        (b"HTTP/1.1 999 Nine\r\nContent-Length: 0\r\n\r\n", "status 999 is not an HTTP status"),
     ],
 )
 def test_malformed_response_is_a_protocol_error_naming_the_problem(
@@ -1159,79 +1159,6 @@ def test_slow_name_resolution_ends_the_request_at_its_deadline(sentinel: Sentine
 
 # --------------------------------------------------------------------------------------------------
 # TLS: connected by address, verified for the name
-
-
-@dataclass
-class Pki:
-    ca_file: Path
-    cert_file: Path
-    key_file: Path
-    names_seen: list[str | None] = field(default_factory=list)
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    pytest.importorskip("cryptography")
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "safe_http test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hooks.example.test")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("hooks.example.test")]), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    folder = tmp_path_factory.mktemp("pki")
-    pki = Pki(folder / "ca.pem", folder / "cert.pem", folder / "key.pem")
-    pki.ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    pki.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    pki.key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return pki
 
 
 @pytest.fixture

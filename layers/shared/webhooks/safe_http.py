@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import re
 import select
 import socket
 import ssl
@@ -26,6 +25,8 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TypeAlias
+
+import h11
 
 from webhooks.outbound_policy import (
     OutboundError,
@@ -209,14 +210,14 @@ class Transport:
         deadline = started + policy.total_timeout
         target = target_of(url, policy.allow_http)
         addresses = checked_addresses(target, policy, self.resolutions, deadline, resolver)
-        message = _request_bytes(method, target, headers, body)
+        exchange = _start(method, target, headers, body)
         failure: OutboundError | None = None
         for ip in addresses:
             key = (target.scheme, ip, target.port, target.host, target.path)
             conn = self.checkout(key)
             if conn is not None:
                 try:
-                    return _exchange(self, key, conn, True, method, message, policy, deadline, started)
+                    return _exchange(self, key, conn, True, method, exchange, policy, deadline, started)
                 except _Stale:
                     pass  # the receiver had dropped the idle connection: once more on a new one
             try:
@@ -225,7 +226,7 @@ class Transport:
                 # Nothing was sent yet, so the next address of the same name is safe to try.
                 failure = exc.error
                 continue
-            return _exchange(self, key, conn, False, method, message, policy, deadline, started)
+            return _exchange(self, key, conn, False, method, exchange, policy, deadline, started)
         if failure is None:
             raise _too_slow(policy)
         raise failure
@@ -355,18 +356,19 @@ def _handshake(sock: socket.socket, server_hostname: str, ca_file: str | None, u
 
 
 # --------------------------------------------------------------------------------------------------
-# Requests and responses (HTTP/1.1, RFC 9112)
+# Requests and responses: HTTP/1.1 framing by h11; the deadline, the caps and reuse decided here
 
-# A header name (a token) and what a header value may not contain (CR, LF, NUL and other controls).
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# Header fields that are the transport's: a caller-supplied Host would defeat connecting by address,
+# and a stray Content-Length or Transfer-Encoding would desynchronise a kept-alive connection.
 _FRAMING = frozenset({"host", "content-length", "transfer-encoding", "connection"})
-_HEAD_END = re.compile(rb"\r?\n\r?\n")
-_STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([1-9][0-9][0-9])(?:[ \t][^\r\n]*)?")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# The bytes a server may send before the final response's head is complete (interim responses
+# included); read _HEAD_READ at a time, so a body arriving with the head is not counted against it.
 _MAX_HEAD = 65_536
+_HEAD_READ = 16_384
 _MAX_FIELDS = 100
-_MAX_LINE = 8_192
 _MAX_INTERIM = 10
+_MAX_REASON = 200
 
 
 class Headers(Mapping[str, str]):
@@ -376,6 +378,14 @@ class Headers(Mapping[str, str]):
 
     def __init__(self, fields: dict[str, str]) -> None:
         self._fields = fields  # names in lower case
+
+    @classmethod
+    def of(cls, raw: list[tuple[bytes, bytes]]) -> Headers:
+        fields: dict[str, str] = {}
+        for raw_name, raw_value in raw:  # h11 gives names in lower case
+            name, value = raw_name.decode("ascii"), raw_value.decode("latin-1")
+            fields[name] = f"{fields[name]}, {value}" if name in fields else value
+        return cls(fields)
 
     def __getitem__(self, name: str) -> str:
         return self._fields[name.lower()]
@@ -393,181 +403,85 @@ class Headers(Mapping[str, str]):
         return f"Headers({self._fields!r})"
 
 
-def _request_bytes(
+def _start(
     method: str, target: Target, headers: Mapping[str, str] | None, body: bytes | None
-) -> bytes:
-    """Request line, headers and body, to be sent in one write. Framing and Host are ours: a
-    caller-supplied Host would defeat connecting by address, and a stray Content-Length would
-    desynchronise a kept-alive connection."""
-    lines = [f"{method} {target.path} HTTP/1.1", f"Host: {target.host_header}"]
-    for name, value in (headers or {}).items():
-        if name.lower() in _FRAMING:
-            continue
-        if not _TOKEN.fullmatch(name) or _BAD_VALUE.search(value):
-            raise ValueError(f"header {name!r} cannot be sent")
-        lines.append(f"{name}: {value}")
-    if body is not None or method in ("POST", "PUT", "PATCH"):
-        lines.append(f"Content-Length: {len(body or b'')}")
-    lines.append("\r\n")
-    return "\r\n".join(lines).encode("latin-1") + (body or b"")
+) -> tuple[h11.Connection, bytes]:
+    """A client connection state and the request's bytes (line, headers, body), sent in one write.
+    Raises ValueError for a header h11 refuses to write, before anything is connected."""
+    fields = [("Host", target.host_header)]
+    fields += [(name, value) for name, value in (headers or {}).items() if name.lower() not in _FRAMING]
+    if body is not None or method in _BODY_METHODS:
+        fields.append(("Content-Length", str(len(body or b""))))
+    state = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_HEAD + _HEAD_READ)
+    try:
+        message = state.send(h11.Request(method=method, target=target.path, headers=fields))
+        if body:
+            message += state.send(h11.Data(data=body))
+        message += state.send(h11.EndOfMessage())
+    except h11.LocalProtocolError as exc:
+        raise ValueError(f"the request cannot be sent: {exc}") from None
+    return state, message
 
 
-class _Reader:
-    """The response's bytes as they arrive, every socket read bounded by the request's deadline
-    (a server trickling a byte at a time still ends there)."""
-
-    __slots__ = ("buf", "deadline", "policy", "received", "sock")
-
-    def __init__(self, sock: socket.socket, deadline: float, policy: OutboundPolicy) -> None:
-        self.sock = sock
-        self.deadline = deadline
-        self.policy = policy
-        self.buf = bytearray()
-        self.received = 0
-
-    def fill(self) -> bool:
-        """Reads once more; False at the end of the stream."""
-        self.sock.settimeout(_remaining(self.deadline, self.policy))
-        data = self.sock.recv(_READ_CHUNK)
-        if not data:
-            return False
-        self.buf += data
-        self.received += len(data)
-        return True
-
-    def take(self, count: int) -> bytes:
-        data = bytes(self.buf[:count])
-        del self.buf[:count]
-        return data
-
-    def line(self) -> bytes:
-        """The next line, without its line ending."""
-        while (end := self.buf.find(b"\n")) < 0:
-            if len(self.buf) > _MAX_LINE:
-                raise _Malformed("the response has a line that is too long")
-            if not self.fill():
-                raise _Malformed("the response body ended early")
-        return self.take(end + 1)[:-1].removesuffix(b"\r")
-
-    def at_least(self, count: int) -> None:
-        while len(self.buf) < count:
-            if not self.fill():
-                raise _Malformed("the response body ended early")
+def _invalid(exc: h11.RemoteProtocolError) -> _Malformed:
+    return _Malformed(f"the response is not valid HTTP/1.1: {str(exc)[:_MAX_REASON]}")
 
 
-def _read_head(reader: _Reader) -> tuple[int, int, Headers]:
-    """(minor version, status, headers) of the final response, interim 1xx responses skipped."""
-    for _ in range(_MAX_INTERIM):
-        while True:
-            while reader.buf[:2] == b"\r\n":  # stray line ends before a status line are allowed
-                del reader.buf[:2]
-            end = _HEAD_END.search(reader.buf, 0, _MAX_HEAD)
-            if end is not None:
-                break
-            if len(reader.buf) >= _MAX_HEAD:
-                raise _Malformed("the response head is too large")
-            if not reader.fill():
-                if not reader.received:
-                    raise _NoResponse
-                raise _Malformed("the response ended within its head")
-        lines = reader.take(end.end()).split(b"\n")
-        status_line = _STATUS_LINE.fullmatch(lines[0].removesuffix(b"\r"))
-        if status_line is None:
-            raise _Malformed("the response is not valid HTTP")
-        status = int(status_line[2])
-        fields = _fields(lines[1:])
-        if status >= 200:
-            return int(status_line[1]), status, fields
-        if status == 101:
-            raise _Malformed("the server switched protocols")
-    raise _Malformed("too many interim responses")
-
-
-def _fields(lines: list[bytes]) -> Headers:
-    fields: dict[str, str] = {}
-    name = ""
-    count = 0
-    for raw in lines:
-        line = raw.removesuffix(b"\r").decode("latin-1")
-        if not line:
-            continue
-        if line[0] in " \t":  # an obsolete folded continuation of the previous field
-            if not name:
-                raise _Malformed("the response head is not valid HTTP")
-            fields[name] = f"{fields[name]} {line.strip()}"
-            continue
-        count += 1
-        if count > _MAX_FIELDS:
-            raise _Malformed("the response has too many header fields")
-        raw_name, colon, value = line.partition(":")
-        if not colon or not _TOKEN.fullmatch(raw_name):
-            raise _Malformed("the response has an invalid header field")
-        name = raw_name.lower()
-        value = value.strip(" \t")
-        fields[name] = f"{fields[name]}, {value}" if name in fields else value
-    return Headers(fields)
-
-
-def _tokens(value: str | None) -> list[str]:
-    return [part.strip().lower() for part in value.split(",") if part.strip()] if value else []
-
-
-def _read_body(
-    reader: _Reader, method: str, version: int, status: int, headers: Headers
-) -> tuple[bytes, bool]:
-    """The body, at most max_body bytes, and whether the connection may carry another request."""
-    limit = reader.policy.max_body
-    keep = version == 1 and "close" not in _tokens(headers.get("connection"))
-    if method == "HEAD" or status in (204, 304):
-        return b"", keep and not reader.buf
-    codings = _tokens(headers.get("transfer-encoding"))
-    if codings:
-        if codings[-1] != "chunked":
-            return _read_to_close(reader, limit), False
-        # Both framings at once is how responses get smuggled: read it, never reuse the connection.
-        return _read_chunked(reader, limit, keep and "content-length" not in headers)
-    declared = headers.get("content-length")
-    if declared is None:
-        return _read_to_close(reader, limit), False
-    values = {part.strip() for part in declared.split(",")}
-    length = values.pop() if len(values) == 1 else ""
-    if not (length.isascii() and length.isdigit() and len(length) <= 18):
-        raise _Malformed("the response has an invalid Content-Length")
-    size = int(length)
-    reader.at_least(min(size, limit))
-    if size > limit:
-        return reader.take(limit), False
-    body = reader.take(size)
-    return body, keep and not reader.buf
-
-
-def _read_chunked(reader: _Reader, limit: int, keep: bool) -> tuple[bytes, bool]:
+def _read(
+    sock: socket.socket, state: h11.Connection, policy: OutboundPolicy, deadline: float
+) -> tuple[int, Headers, bytes, bool]:
+    """(status, headers, body, whether the connection may carry another request) of the final
+    response; every socket read bounded by the deadline (a server trickling a byte at a time still
+    ends there), the body by max_body."""
+    limit = policy.max_body
+    received = 0
+    interim = 0
+    status = 0
+    fields = Headers({})
     body = bytearray()
     while True:
-        size_text = reader.line().split(b";", 1)[0].strip()
-        if not size_text or len(size_text) > 15 or size_text.strip(b"0123456789abcdefABCDEF"):
-            raise _Malformed("the response has an invalid chunk size")
-        size = int(size_text, 16)
-        if size == 0:
-            for _ in range(_MAX_FIELDS + 1):  # trailer fields, then an empty line
-                if not reader.line():
-                    return bytes(body), keep and not reader.buf
-            raise _Malformed("the response has too many trailer fields")
-        room = limit - len(body)
-        if size > room:
-            reader.at_least(room)
-            body += reader.take(room)
-            return bytes(body), False
-        reader.at_least(size)
-        body += reader.take(size)
-        if reader.line():
-            raise _Malformed("the response has an invalid chunk")
-
-
-def _read_to_close(reader: _Reader, limit: int) -> bytes:
-    while len(reader.buf) < limit and reader.fill():
-        pass
-    return reader.take(limit)
+        try:
+            event = state.next_event()
+        except h11.RemoteProtocolError as exc:
+            raise _invalid(exc) from None
+        if event is h11.NEED_DATA:
+            sock.settimeout(_remaining(deadline, policy))
+            data = sock.recv(_HEAD_READ if not status else _READ_CHUNK)
+            if not data and not received:
+                raise _NoResponse
+            received += len(data)
+            if not status and received > _MAX_HEAD:
+                raise _Malformed("the response head is too large")
+            state.receive_data(data)
+        elif isinstance(event, h11.InformationalResponse):
+            interim += 1
+            if interim > _MAX_INTERIM:
+                raise _Malformed("the response has too many interim (1xx) responses")
+        elif isinstance(event, h11.Response):
+            status = event.status_code
+            if status >= 600:
+                raise _Malformed(f"the response status {status} is not an HTTP status (100 to 599)")
+            if len(event.headers) > _MAX_FIELDS:
+                raise _Malformed("the response has too many header fields")
+            fields = Headers.of(list(event.headers))
+            if "transfer-encoding" in fields and "content-length" in fields:
+                # How responses get smuggled (RFC 9112 6.3: "ought to be handled as an error").
+                raise _Malformed("the response has both Content-Length and Transfer-Encoding")
+        elif isinstance(event, h11.Data):
+            room = limit - len(body)
+            if len(event.data) > room:
+                body += event.data[:room]
+                return status, fields, bytes(body), False
+            body += event.data
+        elif isinstance(event, h11.EndOfMessage):
+            # Reused only when both sides are done with nothing after the response: bytes nobody
+            # asked for would be read as the next request's answer.
+            keep = (
+                state.our_state is h11.DONE and state.their_state is h11.DONE and not state.trailing_data[0]
+            )
+            return status, fields, bytes(body), keep
+        else:  # ConnectionClosed: h11 reports the end of a body that runs to the close
+            return status, fields, bytes(body), False
 
 
 def _exchange(
@@ -576,14 +490,14 @@ def _exchange(
     conn: _Conn,
     reused: bool,
     method: str,
-    message: bytes,
+    request: tuple[h11.Connection, bytes],
     policy: OutboundPolicy,
     deadline: float,
     started: float,
 ) -> Response:
     """One request on `conn`, which then goes back to the pool if it may carry another, else is closed."""
     sock = conn.sock
-    reader = _Reader(sock, deadline, policy)
+    state, message = request
     keep = False
     try:
         sock.settimeout(_remaining(deadline, policy))
@@ -595,8 +509,7 @@ def _exchange(
             raise
         if written < len(message):
             sock.sendall(message[written:])
-        version, status, headers = _read_head(reader)
-        body, keep = _read_body(reader, method, version, status, headers)
+        status, headers, body, keep = _read(sock, state, policy, deadline)
     except _NoResponse:
         # The request went out: the server may have acted on it, so it is never sent again.
         raise OutboundError("the server closed the connection without a response", kind="connect") from None
