@@ -4,12 +4,12 @@ This is the transport: how a request is made once the outbound policy (outbound_
 what may be reached. The name is resolved and vetted there, within the request's deadline; the
 socket is opened here to that checked address, with SNI and certificate verification for the name.
 
-It sits on the delivery hot path, so it speaks HTTP/1.1 itself (RFC 9112, client side: one write
-per request, the response read straight off the socket with every read bounded by the request's
-deadline), and connections are pooled per URL and kept alive across calls and across warm Lambda
-invocations. A connection goes back to the pool only when its response was read to its framed end
-with nothing after it, and it is checked again before reuse; a request is sent again only when a
-reused connection refused its first byte.
+It sits on the delivery hot path, so each request is one write and its answer is read straight off
+the socket, framed by h11 (sans-I/O: the sockets, the pool and the deadline stay ours), with every
+read bounded by the request's deadline. Connections are pooled per URL and kept alive across calls
+and across warm Lambda invocations. A connection goes back to the pool only when its response was
+read to its framed end with nothing after it, and it is checked again before reuse; a request is
+sent again only when a reused connection refused its first byte.
 """
 
 from __future__ import annotations
