@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import sample_event
-from webhooks import events
+from webhooks import events, safe_http
 from webhooks.hooks import Hook
 
 # Two fixed signing secrets (base64 of bytes 0..31 and 32..63), so hooks built in tests are stable.
@@ -168,3 +169,20 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
         key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return made
+
+
+@pytest.fixture
+def connections(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, int]]]:
+    """Every address the transport opens a socket to, recorded and then really connected; the
+    process's pool is empty before and after."""
+    safe_http.clear_caches()
+    made: list[tuple[str, int]] = []
+    real = safe_http._create_connection
+
+    def record(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+        made.append(address)
+        return real(address, *args, **kwargs)
+
+    monkeypatch.setattr(safe_http, "_create_connection", record)
+    yield made
+    safe_http.clear_caches()

@@ -257,29 +257,13 @@ class Run:
         return True
 
 
-@pytest.fixture(autouse=True)
-def no_pooled_connections() -> Iterator[None]:
-    """The process's transport (what delivery.post uses) starts and ends each test empty."""
-    safe_http.clear_caches()
-    yield
-    safe_http.clear_caches()
-
-
 @pytest.fixture
-def run(monkeypatch: pytest.MonkeyPatch, no_pooled_connections: None) -> Iterator[Run]:
+def run(connections: list[tuple[str, int]]) -> Iterator[Run]:
     threads_before = threading.active_count()
     fds_before = open_fds()
-    connected: list[tuple[str, int]] = []
-    real = safe_http._create_connection
-
-    def record(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
-        connected.append(address)
-        return real(address, *args, **kwargs)
-
-    monkeypatch.setattr(safe_http, "_create_connection", record)
     sentinel = socket.create_server(("127.0.0.1", 0))
     transport = Transport()
-    yield Run(transport, connected, sentinel)
+    yield Run(transport, connections, sentinel)
     sentinel.close()
     transport.close()
     assert settles(threading.active_count, threads_before), "a thread was left running"
@@ -455,6 +439,19 @@ def test_bytes_after_a_response_never_reach_a_later_request(
     assert server.connections == 3  # the tainted connection was dropped; one per path since
 
 
+def test_leftover_on_one_paths_connection_never_reaches_another_path(
+    run: Run, hostile: Callable[..., Hostile]
+) -> None:
+    # /tenant/b asks before the leftover of /tenant/a arrives: no check can see it yet, so the two
+    # paths must not share a connection at all.
+    server = hostile(answer_then_stray(b"HTTP/1.1 299 Stray\r\nContent-Length: 5\r\n\r\nstray", 0.05))
+
+    answers = [outcome(run.transport, server.url(f"/tenant/{name}")) for name in "ab"]
+
+    assert answers == ["HTTP 200 b'a'", "HTTP 200 b'b'"]
+    assert server.connections == 2
+
+
 # --------------------------------------------------------------------------------------------------
 # TLS
 
@@ -528,6 +525,7 @@ def test_stalled_tls_handshake_ends_by_the_connect_deadline(
     ],
     ids=["5000-digits", "negative", "year-9999", "year-99999", "junk", "huge", "plain"],
 )
+@pytest.mark.usefixtures("connections")
 def test_retry_after_of_any_shape_is_read_within_the_cap(
     hostile: Callable[..., Hostile], make_hook: Callable[..., Hook], value: str, asked: int | None
 ) -> None:

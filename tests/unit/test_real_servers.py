@@ -203,22 +203,6 @@ def real(request: pytest.FixtureRequest) -> Real:
     return server
 
 
-@pytest.fixture
-def connections(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, int]]]:
-    """Every connection opened, recorded; the process's pool empty before and after."""
-    safe_http.clear_caches()
-    made: list[tuple[str, int]] = []
-    real_connect = safe_http._create_connection
-
-    def record(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
-        made.append(address)
-        return real_connect(address, *args, **kwargs)
-
-    monkeypatch.setattr(safe_http, "_create_connection", record)
-    yield made
-    safe_http.clear_caches()
-
-
 # --------------------------------------------------------------------------------------------------
 # Deliveries
 

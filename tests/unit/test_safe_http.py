@@ -178,20 +178,6 @@ def serve() -> Iterator[Callable[..., Server]]:
 
 
 @pytest.fixture
-def connections(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
-    """Every address a socket is opened to, recorded and then really connected."""
-    made: list[tuple[str, int]] = []
-    real = safe_http._create_connection
-
-    def record(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
-        made.append(address)
-        return real(address, *args, **kwargs)
-
-    monkeypatch.setattr(safe_http, "_create_connection", record)
-    return made
-
-
-@pytest.fixture
 def no_connections(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     """Like ``connections``, but nothing is ever connected: a leak shows up as a recorded address."""
     attempted: list[tuple[str, int]] = []
@@ -1018,108 +1004,6 @@ def test_idle_connection_the_receiver_closed_is_not_used_and_nothing_is_sent_twi
 
     assert [r.rsplit(b"\r\n\r\n", 1)[1] for r in server.requests] == [b"1", b"2"]
     assert server.connections == 2
-
-
-class LateWriter:
-    """A loopback server that answers each request with its path's last segment as the body, and
-    on the first connection, 50 ms after the first answer, writes a second, unrequested response
-    (status 299). Counts connections; records each request line."""
-
-    STRAY = b"HTTP/1.1 299 Stray\r\nContent-Length: 5\r\n\r\nstray"
-
-    def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(5)
-        self.port = int(self.listener.getsockname()[1])
-        self.connections = 0
-        self.lines: list[bytes] = []
-        self.stop = threading.Event()
-        self.threads: list[threading.Thread] = []
-        self.acceptor = threading.Thread(target=self._accept, daemon=True)
-        self.acceptor.start()
-
-    def _accept(self) -> None:
-        while not self.stop.is_set() and self.connections < 10:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            thread = threading.Thread(target=self._serve, args=(conn, self.connections == 1), daemon=True)
-            thread.start()
-            self.threads.append(thread)
-
-    def _serve(self, conn: socket.socket, stray: bool) -> None:
-        buffer = b""
-        with conn:
-            conn.settimeout(5)
-            for _ in range(10):
-                while b"\r\n\r\n" not in buffer:
-                    try:
-                        data = conn.recv(65_536)
-                    except OSError:
-                        return
-                    if not data or self.stop.is_set():
-                        return
-                    buffer += data
-                head, _, buffer = buffer.partition(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n")[1:]:
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value)
-                buffer = buffer[length:]  # the tests' bodies are tiny: already here
-                request_line = head.split(b"\r\n", 1)[0]
-                self.lines.append(request_line)
-                body = request_line.split(b" ")[1].rsplit(b"/", 1)[-1]
-                try:
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
-                    if stray:
-                        stray = False
-                        time.sleep(0.05)
-                        conn.sendall(self.STRAY)
-                except OSError:
-                    return
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def close(self) -> None:
-        self.stop.set()
-        self.listener.close()
-        self.acceptor.join(timeout=5)
-        for thread in self.threads:
-            thread.join(timeout=5)
-
-
-@pytest.fixture
-def late_writer() -> Iterator[LateWriter]:
-    server = LateWriter()
-    yield server
-    safe_http.clear_caches()
-    server.close()
-
-
-def test_unrequested_late_response_is_never_read_as_the_next_requests_answer(
-    late_writer: LateWriter,
-) -> None:
-    first = request("POST", late_writer.url("/tenant/a"), body=b"1", policy=LOCAL)
-    time.sleep(0.2)  # the unrequested response arrives while the connection is idle in the pool
-    answers = [request("POST", late_writer.url("/tenant/a"), body=b"1", policy=LOCAL) for _ in range(5)]
-
-    assert (first.status, first.body) == (200, b"a")
-    assert [(r.status, r.body) for r in answers] == [(200, b"a")] * 5
-    assert late_writer.connections == 2  # the connection with unread bytes was never used again
-
-
-def test_leftover_on_one_paths_connection_never_reaches_another_path(late_writer: LateWriter) -> None:
-    # /tenant/b asks before the leftover of /tenant/a arrives: no check can see it yet, so the two
-    # paths must not share a connection at all.
-    first = request("POST", late_writer.url("/tenant/a"), body=b"1", policy=LOCAL)
-    other = request("POST", late_writer.url("/tenant/b"), body=b"2", policy=LOCAL)
-
-    assert [(first.status, first.body), (other.status, other.body)] == [(200, b"a"), (200, b"b")]
-    assert late_writer.connections == 2
 
 
 class BlockedResolver(StubResolver):
