@@ -163,7 +163,9 @@ def _embedded_ipv4(addr: ipaddress.IPv6Address) -> str | None:
     return None
 
 
-def _address_problem(addr: _IPAddress, policy: OutboundPolicy) -> str | None:
+# Every send checks its addresses again (a hook's few, over and over): remembered, not recomputed.
+@lru_cache(maxsize=4096)
+def _address_problem(addr: _IPAddress, allow_private: bool) -> str | None:
     """Why ``addr`` may not be connected to, or None when it may."""
     why = _lookup(addr, _ALWAYS_REFUSED)
     if why:
@@ -175,7 +177,7 @@ def _address_problem(addr: _IPAddress, policy: OutboundPolicy) -> str | None:
             return why
     why = _lookup(addr, _PRIVATE)
     if why:
-        return None if policy.allow_private else why
+        return None if allow_private else why
     why = _lookup(addr, _RESERVED)
     if why:
         return why
@@ -386,7 +388,7 @@ def checked_addresses(
     At send time, a name that does not resolve is an OutboundError (it may come back); at
     registration, it is an UnsafeUrl."""
     if target.literal is not None:
-        why = _address_problem(target.literal, policy)
+        why = _address_problem(target.literal, policy.allow_private)
         if why:
             raise UnsafeUrl(f"{target.literal} is {why}")
         return [str(target.literal)]
@@ -409,7 +411,7 @@ def checked_addresses(
             addr = ipaddress.ip_address(answer)
         except ValueError:
             raise UnsafeUrl("host name resolves to something that is not an IP address") from None
-        why = _address_problem(addr, policy)
+        why = _address_problem(addr, policy.allow_private)
         if why:
             raise UnsafeUrl(f"resolves to {addr}, {why}")
         checked.append(str(addr))
