@@ -300,8 +300,63 @@ def test_an_invalid_idempotency_key_is_422_naming_it_and_nothing_is_queued(
     events = sample_event("platform_events.json")
     answer = local.call("POST", "/events", token, events, headers={"Idempotency-Key": key})
     assert answer.status == 422, answer.body
-    assert [f["field"] for f in answer.json()["error"]["fields"]] == ["idempotency-key"]
+    error = answer.json()["error"]
+    assert error["fields"] == [
+        {"field": "idempotency-key", "reason": "must be 1-255 visible ASCII characters (no spaces)"}
+    ]
+    assert "1-255 visible ASCII characters" in error["message"]
     assert local.messages("IngestQueue") == []
+
+
+OPEN = {"type": "open", "id": "m", "recipient": "a@b.c"}
+EVENT_TYPES = "click, open, bounce, failure, delivery, create, update, delete, unsubscribe, abuse"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field", "reason"),
+    [
+        ("POST", "/events", {"events": [{"type": "clik", "id": "m", "recipient": "a@b.c"}]}, "events[0].type",
+         f"unknown event type 'clik'; expected one of {EVENT_TYPES}"),
+        ("POST", "/events", {"events": [{"id": "m", "recipient": "a@b.c"}]}, "events[0].type",
+         f"required: the event type, one of {EVENT_TYPES}"),
+        ("POST", "/events", {"events": [{**OPEN, "timestamp": "today"}]}, "events[0].timestamp",
+         "must be YYYY-MM-DD HH:MM:SS (UTC)"),
+        ("POST", "/events", {"events": [{**OPEN, "x": 1}]}, "events[0].x", "unknown field"),
+        ("POST", "/hooks", {"url": "http://127.0.0.1/x", "events": ["clik"]}, "events[0]",
+         f"unknown event type 'clik'; expected one of {EVENT_TYPES}"),
+        ("POST", "/hooks", {"url": "http://127.0.0.1/x", "events": ["click"], "database": "a b"}, "database",
+         "must be 1-64 letters, digits, '_', '.' or '-' or a whole number"),
+        ("POST", "/hooks", {"url": "http://127.0.0.1/x", "events": ["click"], "format": "xml"}, "format",
+         "must be 'form' or 'json'"),
+        ("POST", "/hooks", {"url": "http://127.0.0.1/x", "events": ["click", "click"]}, "events",
+         "event types must not repeat"),
+        ("POST", "/hooks", {"events": ["click"]}, "url", "required"),
+        ("GET", "/hooks?event=clik", None, "event",
+         f"unknown event type 'clik'; expected one of {EVENT_TYPES}"),
+        ("GET", "/hooks?limit=abc", None, "limit", "must be a whole number"),
+        ("PATCH", "/hooks/hk_x", {"url": None}, "url", "must not be null"),
+    ],
+)  # fmt: skip
+def test_invalid_input_is_explained_in_words_in_the_fields_and_the_message(
+    local: LocalStack, method: str, path: str, body: Any, field: str, reason: str
+) -> None:
+    _, token = local.token()
+    answer = local.call(method, path, token, body)
+    assert answer.status == 422, answer.body
+    error = answer.json()["error"]
+    assert {"field": field, "reason": reason} in error["fields"]
+    assert f"{field}: {reason}" in error["message"]
+    # No machine-speak: pydantic's tags, union branches, regular expressions or validator prefixes.
+    for jargon in (
+        "Input tag",
+        "discriminator",
+        "constrained-",
+        "pattern",
+        "^",
+        "Value error",
+        "Input should",
+    ):
+        assert jargon not in answer.body.decode(), jargon
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
 from webhooks.encoding import Format
+from webhooks.errors import worded
 from webhooks.event_types import EventType
 from webhooks.hooks import Hook, HookStatus
 from webhooks.verification import locations
@@ -21,7 +22,13 @@ MAX_EVENTS_PER_REQUEST = 500
 
 Url = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_URL_LENGTH)]
 # Database and collection ids of the platform: numbers or short names; stored as text.
-Ref = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | Annotated[int, Field(ge=0)]
+Ref = (
+    Annotated[
+        str,
+        StringConstraints(pattern=worded(r"^[A-Za-z0-9_.-]{1,64}$", "1-64 letters, digits, '_', '.' or '-'")),
+    ]
+    | Annotated[int, Field(ge=0)]
+)
 Description = Annotated[str, StringConstraints(max_length=1000)]
 RateLimit = Annotated[int, Field(ge=1, le=10_000, description="Deliveries per second the receiver accepts")]
 EventList = Annotated[

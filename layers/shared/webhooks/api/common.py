@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 
 from webhooks.api_models import ErrorResponse
+from webhooks.errors import worded
 from webhooks.management import Management
 from webhooks.settings import get_settings
 
@@ -49,9 +50,8 @@ def account(router: BaseRouter) -> str:
 def idempotency_header(description: str) -> Header:
     return Header(
         alias="idempotency-key",
-        min_length=1,
-        max_length=255,
-        pattern=r"^[\x21-\x7e]+$",
+        # One pattern holds the length too, so every bad key gets the same words (not three messages).
+        pattern=worded(r"^[\x21-\x7e]{1,255}$", "1-255 visible ASCII characters (no spaces)"),
         description=description,
     )
 
