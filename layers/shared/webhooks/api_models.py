@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from webhooks.encoding import Format
 from webhooks.errors import worded
 from webhooks.event_types import EventType
-from webhooks.hooks import Hook, HookStatus
+from webhooks.hooks import Hook, HookStatus, ValidationCheck
 from webhooks.verification import locations
 
 MAX_URL_LENGTH = 2048
@@ -117,6 +117,14 @@ class HookView(BaseModel, defer_build=True):
     rate_limit: int | None
     batch: BatchOptions | None
     verification: VerificationView
+    last_check: ValidationCheck | None = Field(
+        default=None,
+        description="What the latest check for the verification file saw, per place; absent before the first",
+    )
+    next_check_at: int | None = Field(
+        default=None,
+        description="When the next check runs (Unix seconds); absent when none is scheduled",
+    )
     created_at: int
     updated_at: int
 

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from webhooks import aws
 from webhooks.errors import Conflict, InvalidInput, NotFound
-from webhooks.hooks import Hook, HookStatus
+from webhooks.hooks import Hook, HookStatus, ValidationCheck
 
 ACTIVE_INDEX = "ActiveHooks"
 
@@ -163,6 +163,35 @@ class HookStore:
                 UpdateExpression=expression,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def record_check(self, hook: Hook, check: ValidationCheck, next_check_at: int | None) -> bool:
+        """Shows a validation check on the hook, if that validation is still the hook's current one
+        (returns False otherwise). Not a change of the hook's settings: version and updated_at stay, so
+        a PATCH in flight does not fail for it."""
+        values: dict[str, Any] = {
+            ":check": check.model_dump(mode="json", exclude_none=True),
+            ":validation": hook.validation_id,
+            ":pending": HookStatus.PENDING_VALIDATION.value,
+        }
+        expression = "SET last_check = :check"
+        if next_check_at is None:
+            expression += " REMOVE next_check_at"
+        else:
+            expression += ", next_check_at = :next"
+            values[":next"] = next_check_at
+        try:
+            self.table.update_item(
+                Key={"account": hook.account, "id": hook.id},
+                UpdateExpression=expression,
+                ConditionExpression="validation_id = :validation AND #s = :pending",
+                ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues=values,
             )
         except ClientError as exc:
