@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -19,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import pytest
 import requests
@@ -178,6 +179,16 @@ def scenario(stack: DevStack, receiver: Receiver) -> None:
     stack.wait_ready()
     assert requests.get(f"{stack.url}/openapi.json", timeout=10).status_code == 200
     assert requests.get(f"{stack.url}/hooks", timeout=10).status_code == 401
+    # The docs page and every file it loads come from the stack itself, without a token.
+    page = requests.get(f"{stack.url}/docs", timeout=10)
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    loaded = re.findall(r'(?:src|href)="(docs/[^"]+)"', page.text)
+    assert len(loaded) == 2, page.text
+    for reference in loaded:
+        asset = requests.get(urljoin(f"{stack.url}/docs", reference), timeout=10)
+        assert asset.status_code == 200, reference
+        assert asset.headers["content-type"].split(";")[0] in ("text/css", "application/javascript")
 
     # A hook, validated by the state machine once its file is where the customer puts it.
     created = stack.call("POST", "/hooks", {"url": f"{receiver.url}/dir/script.php", "events": ALL_TYPES})
