@@ -11,7 +11,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv lint fmt typecheck sam-validate sam-build unit pytest test dev receiver bench openapi token clean
+.PHONY: venv lint fmt typecheck sam-validate sam-build unit pytest test dev receiver bench openapi token tokens revoke-token clean
 
 $(BIN)/.installed: requirements-dev.txt layers/shared/requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,9 +59,23 @@ bench: venv
 openapi: venv
 	$(BIN)/python scripts/openapi.py
 
-# Creates a bearer token for ACCOUNT on a deployed stack: make token ACCOUNT=acme STACK=webhooks-dev
+# Bearer tokens of a deployed stack (scripts/tokens.py). The stack and region are samconfig.toml's for
+# CONFIG_ENV (default: default), as `sam deploy` uses them; STACK= and REGION= override them.
+#   make token ACCOUNT=acme [DESCRIPTION=…]   make tokens [ACCOUNT=acme]   make revoke-token TOKEN_ID=…
+CONFIG_ENV ?= default
+TOKENS = $(BIN)/python scripts/tokens.py --config-env "$(CONFIG_ENV)" $(if $(STACK),--stack "$(STACK)") \
+	$(if $(REGION),--region "$(REGION)")
+
 token: venv
-	$(BIN)/python scripts/create_token.py --stack $(STACK) --account $(ACCOUNT)
+	@test -n "$(ACCOUNT)" || { echo "usage: make token ACCOUNT=<account> [DESCRIPTION=…]" >&2; exit 2; }
+	$(TOKENS) create --account "$(ACCOUNT)" --description "$(DESCRIPTION)"
+
+tokens: venv
+	$(TOKENS) list $(if $(ACCOUNT),--account "$(ACCOUNT)")
+
+revoke-token: venv
+	@test -n "$(TOKEN_ID)" || { echo "usage: make revoke-token TOKEN_ID=<id from make tokens>" >&2; exit 2; }
+	$(TOKENS) revoke "$(TOKEN_ID)"
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
