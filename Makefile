@@ -11,7 +11,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv lint fmt typecheck sam-validate sam-build unit pytest test dev receiver bench openapi token tokens revoke-token clean
+.PHONY: venv lint fmt typecheck sam-validate sam-build unit pytest test dev receiver dlq bench openapi token tokens revoke-token clean
 
 $(BIN)/.installed: requirements-dev.txt layers/shared/requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,8 +49,14 @@ test: lint sam-validate sam-build
 dev: venv
 	$(BIN)/python -m devstack
 
+# The demo receiver: make receiver [PORT=4000] [SECRET_FILE=.devstack/hook.json] (a file, not the secret
+# itself: command lines are visible to everyone in ps).
 receiver: venv
-	$(BIN)/python -m devstack.receiver
+	$(BIN)/python -m devstack.receiver $(if $(PORT),--port "$(PORT)") $(if $(SECRET_FILE),--secret-file "$(SECRET_FILE)")
+
+# What the local stack's dead-letter queues hold (make dev running; WEBHOOKS_MOTO_PORT as for make dev).
+dlq: venv
+	$(BIN)/python -m devstack.dlq
 
 bench: venv
 	$(BIN)/python -m bench

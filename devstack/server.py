@@ -377,6 +377,9 @@ class LocalStack:
             f"  curl -s -X POST {url}/hooks/<id>/validate -H 'Authorization: Bearer {token}'",
             f"Send events:  curl -s -X POST {url}/events -H 'Authorization: Bearer {token}' "
             "-H 'Content-Type: application/json' -d @events/platform_events.json",
+            f"API docs:     {url}/docs",
+            "Dead-letter queues: make dlq"
+            + ("" if self.moto.port == 5000 else f" WEBHOOKS_MOTO_PORT={self.moto.port}"),
             "Ctrl-C stops everything.",
             "",
             f"ready: {url}",

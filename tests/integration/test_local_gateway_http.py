@@ -1,4 +1,5 @@
-"""The local stack's HTTP side (devstack/server.py): any method gets API Gateway's kind of answer, JSON."""
+"""The local stack's own tools: its HTTP side (any method gets API Gateway's kind of answer, JSON) and the
+dead-letter report of `make dlq`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from devstack.dlq import report
 from devstack.server import ApiServer
 from tests.conftest import LocalStack
 
@@ -60,3 +62,19 @@ def test_the_routes_still_answer_over_http(api: ApiServer) -> None:
     status, headers, _ = send(api, "GET", "/docs")
     assert status == 200
     assert headers["content-type"].startswith("text/html")
+
+
+def test_the_dead_letter_report_shows_each_dead_letter_queue_and_leaves_its_messages(
+    local: LocalStack,
+) -> None:
+    dlq = local.url("DeliveryDLQ")
+    local.sqs.send_message(
+        QueueUrl=dlq, MessageBody=json.dumps({"hook_id": "hk_dead", "delivery_id": "msg_1"})
+    )
+    shown = report(local.sqs, local.stack)
+    assert shown.splitlines()[:3] == [
+        "DeliveryDLQ: 1 message(s)",
+        '  {"hook_id": "hk_dead", "delivery_id": "msg_1"}',
+        "IngestDLQ: 0 message(s)",
+    ]
+    assert len(local.messages("DeliveryDLQ")) == 1  # peeked at, not taken
