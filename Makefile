@@ -11,7 +11,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv lint fmt typecheck sam-validate sam-build unit pytest test dev receiver dlq bench openapi token tokens revoke-token clean
+.PHONY: debian-tools venv lint fmt typecheck sam-validate sam-build unit pytest test dev receiver dlq bench openapi token tokens revoke-token clean
 
 $(BIN)/.installed: requirements-dev.txt layers/shared/requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,8 +43,12 @@ pytest: venv
 	$(BIN)/python -m pytest
 
 # The whole suite, exactly what CI runs (the layer just built is checked too).
-test: lint sam-validate sam-build
+test: lint sam-validate sam-build debian-tools
 	REQUIRE_SAM_BUILD=1 $(BIN)/python -m pytest
+
+# What the tests need from Debian: curl, for the README's commands that tests/e2e/test_quick_start.py runs.
+debian-tools:
+	@command -v curl >/dev/null || { apt-get update && apt-get install -y curl; }
 
 dev: venv
 	$(BIN)/python -m devstack
