@@ -109,16 +109,11 @@ class TokenStore:
 
     def _items(self, account: str | None = None) -> list[dict[str, Any]]:
         # A scan: tokens are few (people and producers, not customers' end users), and listing is rare.
-        scan: dict[str, Any] = {}
-        if account is not None:
-            scan.update(FilterExpression="account = :a", ExpressionAttributeValues={":a": account})
-        items: list[dict[str, Any]] = []
-        while True:
-            page = self.table.scan(**scan)
-            items.extend(page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return items
-            scan["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        if account is None:
+            return aws.every_item(self.table.scan)
+        return aws.every_item(
+            self.table.scan, FilterExpression="account = :a", ExpressionAttributeValues={":a": account}
+        )
 
 
 def _listed(item: dict[str, Any]) -> dict[str, Any]:

@@ -119,17 +119,10 @@ class HookStore:
         return hooks, encode_cursor(response.get("LastEvaluatedKey"))
 
     def active_hooks(self, account: str) -> list[Hook]:
-        hooks: list[Hook] = []
-        query: dict[str, Any] = {
-            "IndexName": ACTIVE_INDEX,
-            "KeyConditionExpression": Key("active_account").eq(account),
-        }
-        while True:
-            response = self.table.query(**query)
-            hooks.extend(Hook.model_validate(item) for item in response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                return hooks
-            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        items = aws.every_item(
+            self.table.query, IndexName=ACTIVE_INDEX, KeyConditionExpression=Key("active_account").eq(account)
+        )
+        return [Hook.model_validate(item) for item in items]
 
     def set_status(
         self,
@@ -155,16 +148,19 @@ class HookStore:
             values[":r"] = reason
         elif status is not HookStatus.ACTIVE:
             removes.append("disabled_reason")
-        condition = Attr("id").exists()
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        return self._update_if(
+            Key={"account": account, "id": hook_id},
+            UpdateExpression=expression,
+            ConditionExpression=Attr("id").exists(),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    def _update_if(self, **update: Any) -> bool:
+        """An UpdateItem with a condition; False, changing nothing, when the condition does not hold."""
         try:
-            self.table.update_item(
-                Key={"account": account, "id": hook_id},
-                UpdateExpression=expression,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
+            self.table.update_item(**update)
         except ClientError as exc:
             if _conditional_failed(exc):
                 return False
@@ -186,19 +182,13 @@ class HookStore:
         else:
             expression += ", next_check_at = :next"
             values[":next"] = next_check_at
-        try:
-            self.table.update_item(
-                Key={"account": hook.account, "id": hook.id},
-                UpdateExpression=expression,
-                ConditionExpression="validation_id = :validation AND #s = :pending",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
-        return True
+        return self._update_if(
+            Key={"account": hook.account, "id": hook.id},
+            UpdateExpression=expression,
+            ConditionExpression="validation_id = :validation AND #s = :pending",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=values,
+        )
 
     def record_outcomes(
         self, account: str, hook_id: str, *, succeeded_at: int | None, failed_at: int | None
