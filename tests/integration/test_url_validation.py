@@ -82,6 +82,8 @@ def test_a_pending_hook_shows_what_the_last_check_saw_and_when_the_next_one_runs
     ]
     schedule = [int(s) for s in local.stack.parameters["ValidationSchedule"].split(",")]
     assert pending["next_check_at"] == check["at"] + schedule[1]
+    # The execution goes on to its end within the test (nothing of it may outlive moto).
+    local.wait_for_status(token, hook["id"], "validation_failed")
 
 
 def test_a_url_that_refuses_connections_fails_validation_saying_so(local: LocalStack) -> None:
