@@ -11,7 +11,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv lint fmt typecheck sam-validate sam-build unit pytest test test-servers dev receiver bench openapi token return-path parse-mail clean
+.PHONY: debian-tools venv lint fmt typecheck sam-validate sam-build unit pytest test test-servers dev receiver dlq bench openapi token tokens revoke-token return-path parse-mail clean
 
 $(BIN)/.installed: requirements-dev.txt layers/shared/requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,14 +52,24 @@ test-servers:
 	fi
 
 # The whole suite, exactly what CI runs (the layer just built is checked too).
-test: lint sam-validate sam-build test-servers
+test: lint sam-validate sam-build test-servers debian-tools
 	REQUIRE_SAM_BUILD=1 $(BIN)/python -m pytest
+
+# What the tests need from Debian: curl, for the README's commands that tests/e2e/test_quick_start.py runs.
+debian-tools:
+	@command -v curl >/dev/null || { apt-get update && apt-get install -y curl; }
 
 dev: venv
 	$(BIN)/python -m devstack
 
+# The demo receiver: make receiver [PORT=4000] [SECRET_FILE=.devstack/hook.json] (a file, not the secret
+# itself: command lines are visible to everyone in ps).
 receiver: venv
-	$(BIN)/python -m devstack.receiver
+	$(BIN)/python -m devstack.receiver $(if $(PORT),--port "$(PORT)") $(if $(SECRET_FILE),--secret-file "$(SECRET_FILE)")
+
+# What the local stack's dead-letter queues hold (make dev running; WEBHOOKS_MOTO_PORT as for make dev).
+dlq: venv
+	$(BIN)/python -m devstack.dlq
 
 bench: venv
 	$(BIN)/python -m bench
@@ -68,9 +78,23 @@ bench: venv
 openapi: venv
 	$(BIN)/python scripts/openapi.py
 
-# Creates a bearer token for ACCOUNT on a deployed stack: make token ACCOUNT=acme STACK=webhooks-dev
+# Bearer tokens of a deployed stack (scripts/tokens.py). The stack and region are samconfig.toml's for
+# CONFIG_ENV (default: default), as `sam deploy` uses them; STACK= and REGION= override them.
+#   make token ACCOUNT=acme [DESCRIPTION=…]   make tokens [ACCOUNT=acme]   make revoke-token TOKEN_ID=…
+CONFIG_ENV ?= default
+TOKENS = $(BIN)/python scripts/tokens.py --config-env "$(CONFIG_ENV)" $(if $(STACK),--stack "$(STACK)") \
+	$(if $(REGION),--region "$(REGION)")
+
 token: venv
-	$(BIN)/python scripts/create_token.py --stack $(STACK) --account $(ACCOUNT)
+	@test -n "$(ACCOUNT)" || { echo "usage: make token ACCOUNT=<account> [DESCRIPTION=…]" >&2; exit 2; }
+	$(TOKENS) create --account "$(ACCOUNT)" --description "$(DESCRIPTION)"
+
+tokens: venv
+	$(TOKENS) list $(if $(ACCOUNT),--account "$(ACCOUNT)")
+
+revoke-token: venv
+	@test -n "$(TOKEN_ID)" || { echo "usage: make revoke-token TOKEN_ID=<id from make tokens>" >&2; exit 2; }
+	$(TOKENS) revoke "$(TOKEN_ID)"
 
 # The return path of MESSAGE of ACCOUNT for the local stack's secret: make return-path ACCOUNT=acme MESSAGE=msg-1
 return-path: venv

@@ -30,6 +30,7 @@ from typing import Any
 
 import boto3
 from moto.server import ThreadedMotoServer
+from packaging.requirements import Requirement
 
 from bench import FAKE_AWS, calc, child
 from bench.harness import (
@@ -78,10 +79,10 @@ def _closure(names: list[str]) -> list[importlib.metadata.Distribution]:
         if key in found:
             continue
         found[key] = importlib.metadata.distribution(name)
-        for requirement in found[key].requires or []:
-            if ";" in requirement and "extra" in requirement.split(";", 1)[1]:
-                continue
-            todo.append(re.split(r"[ <>=!~;\[(]", requirement.strip(), maxsplit=1)[0])
+        for requirement in map(Requirement, found[key].requires or []):
+            # Only what this interpreter installs: no extras, no `python_version < "3.9"` back-ports.
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                todo.append(requirement.name)
     return list(found.values())
 
 

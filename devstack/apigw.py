@@ -51,6 +51,10 @@ class Gateway:
                     return route, match.groupdict(), True
         return None, {}, path_known
 
+    def methods(self, path: str) -> list[str]:
+        """The methods the API has for `path`."""
+        return sorted({route.method for route, pattern in self.routes if pattern.match(path)})
+
     def _authorize(self, headers: dict[str, str], method: str, path: str) -> dict[str, Any] | None:
         token = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
         if not token:
@@ -77,8 +81,11 @@ class Gateway:
     ) -> Answer:
         route, params, path_known = self._match(method, path)
         if route is None:
-            status, code = (405, "method_not_allowed") if path_known else (404, "not_found")
-            return _json_error(status, code, f"no route {method} {path}")
+            if not path_known:
+                return _json_error(404, "not_found", f"no route {method} {path}")
+            allowed = ", ".join(self.methods(path))
+            answer = _json_error(405, "method_not_allowed", f"no route {method} {path}; it takes {allowed}")
+            return Answer(answer.status, {**answer.headers, "Allow": allowed}, answer.body)
         authorizer: dict[str, Any] | None = None
         if route.authorized:
             authorizer = self._authorize(headers, method, path)

@@ -4,7 +4,12 @@ GET serves files from a folder, which is where the hook's verification file goes
 Standard Webhooks signature with the hook's secret(s), prints the event and answers 200, or 401
 when the signature does not verify.
 
-    python -m devstack.receiver [--port 4000] [--dir .devstack/www] [--secret whsec_... ...]
+    make receiver [PORT=4000] [SECRET_FILE=.devstack/hook.json]
+    python -m devstack.receiver [--port 4000] [--dir .devstack/www] [--secret-file .devstack/hook.json]
+
+The secret comes from a file (`--secret-file`, or $WEBHOOK_SECRET_FILE): the JSON `POST /hooks` answered
+(its `secret`), or whsec_ secrets one per line; or from $WEBHOOK_SECRET (comma-separated). Never put it on
+the command line: anyone on the machine can read a process's arguments (`ps`).
 """
 
 from __future__ import annotations
@@ -69,6 +74,18 @@ def verify(secrets: Sequence[str], body: bytes, headers: dict[str, str]) -> bool
     return False
 
 
+def secrets_in(path: Path) -> list[str]:
+    """The secrets in a file: a hook as `POST /hooks` answered it, or whsec_ secrets one per line."""
+    text = path.read_text()
+    try:
+        hook = json.loads(text)
+    except ValueError:
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    if not isinstance(hook, dict) or not hook.get("secret"):
+        raise ValueError("a JSON file must be a hook with its secret, as POST /hooks answered it")
+    return [str(hook["secret"])]
+
+
 class ReceiverServer(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -123,7 +140,7 @@ class ReceiverHandler(BaseHTTPRequestHandler):
         except (ValueError, AttributeError, TypeError):
             # Not JSON, or a form mixing `a=1` with `a[b]=2`: shown as it came.
             event = body.decode(errors="replace")
-        checked = "signature ok" if self.server.secrets else "signature NOT checked (no --secret)"
+        checked = "signature ok" if self.server.secrets else "signature NOT checked (no secret given)"
         print(
             f"<< {self.path} webhook-id {headers.get('webhook-id')} ({checked})\n"
             + json.dumps(event, indent=2, ensure_ascii=False),
@@ -137,13 +154,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="folder served on GET")
     parser.add_argument(
+        "--secret-file",
+        type=Path,
+        default=os.environ.get("WEBHOOK_SECRET_FILE") or None,
+        help="the hook JSON POST /hooks answered, or whsec_ secrets one per line (default: "
+        "$WEBHOOK_SECRET_FILE; else $WEBHOOK_SECRET, comma-separated)",
+    )
+    parser.add_argument(
         "--secret",
         action="append",
         default=[],
-        help="the hook's whsec_ secret (repeatable; default: $WEBHOOK_SECRET, comma-separated)",
+        help="a whsec_ secret (repeatable); visible to anyone running ps: prefer --secret-file",
     )
     args = parser.parse_args(argv)
-    secrets = args.secret or [s for s in os.environ.get("WEBHOOK_SECRET", "").split(",") if s]
+    try:
+        secrets = args.secret or (
+            secrets_in(args.secret_file)
+            if args.secret_file
+            else [s for s in os.environ.get("WEBHOOK_SECRET", "").split(",") if s]
+        )
+    except (OSError, ValueError) as exc:
+        parser.error(f"--secret-file {args.secret_file}: {exc}")
     for secret in secrets:
         try:
             Webhook(secret)
@@ -157,7 +188,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     url = f"http://127.0.0.1:{server.server_address[1]}"
     print(f"receiver on {url}/hook; serving {server.folder} on GET", flush=True)
     if not secrets:
-        print("no --secret or WEBHOOK_SECRET: signatures are not checked", flush=True)
+        print(
+            "no --secret-file, WEBHOOK_SECRET_FILE or WEBHOOK_SECRET: signatures are not checked", flush=True
+        )
 
     # Handlers of our own: a shell that starts us in the background leaves SIGINT ignored.
     stop = threading.Event()

@@ -235,7 +235,12 @@ class ApiHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _handle
+    def __getattr__(self, name: str) -> Any:
+        # http.server answers a method it has no do_<METHOD> for (TRACE, QUERY, CONNECT, …) with a 501 HTML
+        # page; API Gateway answers every method with JSON: the route's, or a 4xx when it has none.
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)
 
 
 # -- the stack -------------------------------------------------------------------------------------
@@ -381,6 +386,9 @@ class LocalStack:
             f"  curl -s -X POST {url}/hooks/<id>/validate -H 'Authorization: Bearer {token}'",
             f"Send events:  curl -s -X POST {url}/events -H 'Authorization: Bearer {token}' "
             "-H 'Content-Type: application/json' -d @events/platform_events.json",
+            f"API docs:     {url}/docs",
+            "Dead-letter queues: make dlq"
+            + ("" if self.moto.port == 5000 else f" WEBHOOKS_MOTO_PORT={self.moto.port}"),
             "Ctrl-C stops everything.",
             "",
             f"ready: {url}",

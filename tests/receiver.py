@@ -28,6 +28,10 @@ class Receiver:
     replies: list[tuple[int, bytes]] = field(default_factory=list)
     extra_headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    # GETs from number `hold_gets_from` on (0 is the first) wait until `gets_released` is set (10 s at
+    # most): a test can look at what happened between two checks while the next one is under way.
+    hold_gets_from: int | None = None
+    gets_released: threading.Event = field(default_factory=threading.Event)
     posts: list[Received] = field(default_factory=list)
     gets: list[str] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
@@ -81,7 +85,11 @@ class Receiver:
                 self.wfile.write(body)
 
             def do_GET(self) -> None:
-                receiver.gets.append(self.path)
+                with receiver.lock:
+                    number = len(receiver.gets)
+                    receiver.gets.append(self.path)
+                if receiver.hold_gets_from is not None and number >= receiver.hold_gets_from:
+                    receiver.gets_released.wait(10)
                 contents = receiver.files.get(self.path)
                 if contents is None:
                     self._answer(404, b"not here")

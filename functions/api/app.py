@@ -12,12 +12,12 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from webhooks.api import deliveries, errors, events, hooks, openapi
+from webhooks.api import deliveries, docs, errors, events, hooks, openapi
 from webhooks.api.common import error_answer, service
 
 logger = Logger()
 app = APIGatewayRestResolver(enable_validation=True)
-for module in (hooks, deliveries, events, errors):
+for module in (hooks, deliveries, events, docs, errors):
     app.include_router(module.router)
 service()  # a bad configuration fails the cold start, not the first request
 

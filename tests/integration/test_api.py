@@ -253,9 +253,9 @@ def test_events_are_accepted_with_ids(local: LocalStack) -> None:
     events = sample_event("platform_events.json")
     answer = local.call("POST", "/events", token, events)
     assert answer.status == 202
-    assert answer.json()["accepted"] == 8
-    assert len(set(answer.json()["event_ids"])) == 8
-    assert len(local.messages("IngestQueue")) == 8
+    assert answer.json()["accepted"] == len(events["events"]) == 10  # one of each type
+    assert len(set(answer.json()["event_ids"])) == 10
+    assert len(local.messages("IngestQueue")) == 10
 
 
 def test_events_sent_again_under_the_same_idempotency_key_keep_their_ids(local: LocalStack) -> None:
@@ -300,8 +300,63 @@ def test_an_invalid_idempotency_key_is_422_naming_it_and_nothing_is_queued(
     events = sample_event("platform_events.json")
     answer = local.call("POST", "/events", token, events, headers={"Idempotency-Key": key})
     assert answer.status == 422, answer.body
-    assert [f["field"] for f in answer.json()["error"]["fields"]] == ["idempotency-key"]
+    error = answer.json()["error"]
+    assert error["fields"] == [
+        {"field": "idempotency-key", "reason": "must be 1-255 visible ASCII characters (no spaces)"}
+    ]
+    assert "1-255 visible ASCII characters" in error["message"]
     assert local.messages("IngestQueue") == []
+
+
+OPEN = {"type": "open", "id": "m", "recipient": "a@b.c"}
+EVENT_TYPES = "click, open, bounce, failure, delivery, create, update, delete, unsubscribe, abuse"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field", "reason"),
+    [
+        ("POST", "/events", {"events": [{"type": "clik", "id": "m", "recipient": "a@b.c"}]}, "events[0].type",
+         f"unknown event type 'clik'; expected one of {EVENT_TYPES}"),
+        ("POST", "/events", {"events": [{"id": "m", "recipient": "a@b.c"}]}, "events[0].type",
+         f"required: the event type, one of {EVENT_TYPES}"),
+        ("POST", "/events", {"events": [{**OPEN, "timestamp": "today"}]}, "events[0].timestamp",
+         "must be YYYY-MM-DD HH:MM:SS (UTC)"),
+        ("POST", "/events", {"events": [{**OPEN, "x": 1}]}, "events[0].x", "unknown field"),
+        ("POST", "/hooks", {"url": "http://127.0.0.1/x", "events": ["clik"]}, "events[0]",
+         f"unknown event type 'clik'; expected one of {EVENT_TYPES}"),
+        ("POST", "/hooks", {"url": "http://127.0.0.1/x", "events": ["click"], "database": "a b"}, "database",
+         "must be 1-64 letters, digits, '_', '.' or '-' or a whole number"),
+        ("POST", "/hooks", {"url": "http://127.0.0.1/x", "events": ["click"], "format": "xml"}, "format",
+         "must be 'form' or 'json'"),
+        ("POST", "/hooks", {"url": "http://127.0.0.1/x", "events": ["click", "click"]}, "events",
+         "event types must not repeat"),
+        ("POST", "/hooks", {"events": ["click"]}, "url", "required"),
+        ("GET", "/hooks?event=clik", None, "event",
+         f"unknown event type 'clik'; expected one of {EVENT_TYPES}"),
+        ("GET", "/hooks?limit=abc", None, "limit", "must be a whole number"),
+        ("PATCH", "/hooks/hk_x", {"url": None}, "url", "must not be null"),
+    ],
+)  # fmt: skip
+def test_invalid_input_is_explained_in_words_in_the_fields_and_the_message(
+    local: LocalStack, method: str, path: str, body: Any, field: str, reason: str
+) -> None:
+    _, token = local.token()
+    answer = local.call(method, path, token, body)
+    assert answer.status == 422, answer.body
+    error = answer.json()["error"]
+    assert {"field": field, "reason": reason} in error["fields"]
+    assert f"{field}: {reason}" in error["message"]
+    # No machine-speak: pydantic's tags, union branches, regular expressions or validator prefixes.
+    for jargon in (
+        "Input tag",
+        "discriminator",
+        "constrained-",
+        "pattern",
+        "^",
+        "Value error",
+        "Input should",
+    ):
+        assert jargon not in answer.body.decode(), jargon
 
 
 @pytest.mark.parametrize(
@@ -347,8 +402,11 @@ def test_the_openapi_document_is_public_and_lists_every_route(local: LocalStack)
     answer = local.call("GET", "/openapi.json")
     assert answer.status == 200
     document = answer.json()
+    # The document itself and the pages that show it are not operations of the API.
     template_routes = {(r.method.lower(), r.path) for r in local.stack.api_routes()} - {
-        ("get", "/openapi.json")
+        ("get", "/openapi.json"),
+        ("get", "/docs"),
+        ("get", "/docs/{asset}"),
     }
     documented = {(m, p) for p, item in document["paths"].items() for m in item}
     assert documented == template_routes

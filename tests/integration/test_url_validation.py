@@ -3,6 +3,7 @@ answered by the validate handler over real loopback HTTP."""
 
 from __future__ import annotations
 
+import socket
 import time
 
 from tests.conftest import LocalStack, publish_verification_file
@@ -45,6 +46,61 @@ def test_a_file_at_the_web_root_validates_after_waits(local: LocalStack, receive
     [execution] = executions(local)
     assert execution["status"] == "SUCCEEDED"
     assert active["disabled_reason"] is None
+    # The hook shows the check that found it, and no further check.
+    root = hook["verification"]["urls"][1]
+    assert active["last_check"]["found"] is True
+    assert active["last_check"]["locations"][-1] == {
+        "url": root,
+        "found": True,
+        "status": 200,
+        "problem": None,
+    }
+    assert active["next_check_at"] is None
+
+
+def test_a_pending_hook_shows_what_the_last_check_saw_and_when_the_next_one_runs(
+    local: LocalStack, receiver: Receiver
+) -> None:
+    _, token = local.token()
+    receiver.hold_gets_from = 2  # the first check's two GETs are answered; the second check waits
+    try:
+        hook = create(local, receiver, token)
+        assert hook["last_check"] is None
+        assert hook["next_check_at"] >= hook["created_at"]  # the first check runs at once
+        deadline = time.monotonic() + 10
+        while len(receiver.gets) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        pending = local.call("GET", f"/hooks/{hook['id']}", token).json()
+    finally:
+        receiver.gets_released.set()
+    assert pending["status"] == "pending_validation"
+    check = pending["last_check"]
+    assert check["attempt"] == 1
+    assert check["found"] is False
+    assert [(p["url"], p["status"], p["problem"]) for p in check["locations"]] == [
+        (url, 404, "HTTP 404") for url in hook["verification"]["urls"]
+    ]
+    schedule = [int(s) for s in local.stack.parameters["ValidationSchedule"].split(",")]
+    assert pending["next_check_at"] == check["at"] + schedule[1]
+    # The execution goes on to its end within the test (nothing of it may outlive moto).
+    local.wait_for_status(token, hook["id"], "validation_failed")
+
+
+def test_a_url_that_refuses_connections_fails_validation_saying_so(local: LocalStack) -> None:
+    _, token = local.token()
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: every connection to it is refused
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}/dir/script.php"
+        hook = local.call("POST", "/hooks", token, {"url": url, "events": ["open"]}).json()
+        failed = local.wait_for_status(token, hook["id"], "validation_failed")
+    schedule = local.stack.parameters["ValidationSchedule"].split(",")
+    assert failed["last_check"]["attempt"] == len(schedule)
+    assert [p["problem"] for p in failed["last_check"]["locations"]] == ["connection refused"] * 2
+    assert failed["next_check_at"] is None
+    reason = failed["disabled_reason"]
+    assert "connection refused" in reason
+    assert "not found" not in reason
+    assert "POST /hooks/{id}/validate" in reason
 
 
 def test_a_file_never_published_ends_in_validation_failed_after_every_scheduled_check(
@@ -55,6 +111,7 @@ def test_a_file_never_published_ends_in_validation_failed_after_every_scheduled_
     failed = local.wait_for_status(token, hook["id"], "validation_failed")
     schedule = local.stack.parameters["ValidationSchedule"].split(",")
     assert receiver.gets.count(f"/dir/{hook['verification']['file_name']}") == len(schedule)
+    assert "HTTP 404" in failed["disabled_reason"]
     assert "restart" in failed["disabled_reason"]
 
 
@@ -62,7 +119,9 @@ def test_wrong_contents_do_not_validate(local: LocalStack, receiver: Receiver) -
     _, token = local.token()
     hook = create(local, receiver, token)
     receiver.files[f"/{hook['verification']['file_name']}"] = "not the token"
-    local.wait_for_status(token, hook["id"], "validation_failed")
+    failed = local.wait_for_status(token, hook["id"], "validation_failed")
+    assert failed["last_check"]["locations"][1]["problem"] == "contents differ"
+    assert f"{hook['verification']['urls'][1]}: contents differ" in failed["disabled_reason"]
 
 
 def test_a_changed_url_supersedes_the_running_validation(local: LocalStack, receiver: Receiver) -> None:

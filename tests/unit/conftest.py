@@ -62,7 +62,7 @@ def make_hook() -> Callable[..., Hook]:
 
 @pytest.fixture
 def sample_events() -> dict[str, dict[str, Any]]:
-    """events/platform_events.json by type: click, open, bounce, failure, delivery, create, update, delete."""
+    """events/platform_events.json by type: one event of each of the ten types."""
     return {event["type"]: event for event in sample_event("platform_events.json")["events"]}
 
 

@@ -72,10 +72,10 @@ def test_several_problems_of_several_events_are_all_named() -> None:
     ]
 
 
-def test_problem_carries_pydantics_reason() -> None:
+def test_problem_carries_the_reason_in_words() -> None:
     with pytest.raises(InvalidInput) as caught:
         validate_events([{**OPEN, "time": "soon"}])
-    assert caught.value.fields == [("events[0].time", "Input should be a valid integer")]
+    assert caught.value.fields == [("events[0].time", "must be a whole number")]
     assert caught.value.status == 422
 
 

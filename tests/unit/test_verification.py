@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -10,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from webhooks.hooks import LocationCheck
 from webhooks.safe_http import OutboundPolicy
-from webhooks.verification import Outcome, VerificationFile, check, locations, new_file
+from webhooks.verification import VerificationFile, check, locations, new_file, summary
 
 NAME = "smtpeter-0123456789abcdef0123456789abcdef.txt"
 LOOPBACK = OutboundPolicy(allow_http=True, allow_private=True, connect_timeout=2.0, total_timeout=5.0)
@@ -149,62 +151,77 @@ def server(running_server: _Server) -> _Server:
     return running_server
 
 
+def found_at(seen: list[LocationCheck]) -> str | None:
+    return next((place.url for place in seen if place.found), None)
+
+
 def test_check_finds_the_file_in_the_script_directory(server: _Server) -> None:
     server.serve(f"/dir/{NAME}", b"the-contents")
-    assert check(f"{server.url}/dir/script.php", FILE, LOOPBACK) == (
-        Outcome.VALID,
-        f"{server.url}/dir/{NAME}",
-    )
+    seen = check(f"{server.url}/dir/script.php", FILE, LOOPBACK)
+    assert seen == [LocationCheck(url=f"{server.url}/dir/{NAME}", found=True, status=200)]
 
 
 def test_check_finds_the_file_at_the_web_root(server: _Server) -> None:
     server.serve(f"/{NAME}", b"the-contents")
-    assert check(f"{server.url}/dir/script.php", FILE, LOOPBACK) == (Outcome.VALID, f"{server.url}/{NAME}")
+    seen = check(f"{server.url}/dir/script.php", FILE, LOOPBACK)
+    assert found_at(seen) == f"{server.url}/{NAME}"
+    assert seen[0].problem == "HTTP 404"
 
 
 def test_check_ignores_white_space_around_the_contents(server: _Server) -> None:
     server.serve(f"/{NAME}", b"\n  the-contents \r\n")
-    assert check(f"{server.url}/script.php", FILE, LOOPBACK)[0] is Outcome.VALID
+    assert found_at(check(f"{server.url}/script.php", FILE, LOOPBACK))
 
 
 def test_check_with_other_contents_is_missing_and_says_so(server: _Server) -> None:
     server.serve(f"/{NAME}", b"the-contents-and-more")
-    assert check(f"{server.url}/script.php", FILE, LOOPBACK) == (
-        Outcome.MISSING,
-        f"{server.url}/{NAME}: contents do not match",
-    )
+    assert check(f"{server.url}/script.php", FILE, LOOPBACK) == [
+        LocationCheck(url=f"{server.url}/{NAME}", found=False, status=200, problem="contents differ")
+    ]
 
 
 def test_check_without_the_file_is_missing_with_a_reason_per_location(server: _Server) -> None:
-    assert check(f"{server.url}/dir/script.php", FILE, LOOPBACK) == (
-        Outcome.MISSING,
-        f"{server.url}/dir/{NAME}: HTTP 404; {server.url}/{NAME}: HTTP 404",
-    )
+    seen = check(f"{server.url}/dir/script.php", FILE, LOOPBACK)
+    assert [(place.status, place.problem) for place in seen] == [(404, "HTTP 404"), (404, "HTTP 404")]
+    assert summary(seen) == f"{server.url}/dir/{NAME}: HTTP 404; {server.url}/{NAME}: HTTP 404"
+
+
+def test_check_of_a_closed_port_says_connection_refused(server: _Server) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # bound, not listening: connections to it are refused
+        seen = check(f"http://127.0.0.1:{port}/script.php", FILE, LOOPBACK)
+    assert [(place.status, place.problem) for place in seen] == [(None, "connection refused")]
 
 
 def test_check_of_a_private_address_without_permission_is_missing_and_fetches_nothing(
     server: _Server,
 ) -> None:
     server.serve(f"/{NAME}", b"the-contents")
-    outcome, _ = check(f"{server.url}/script.php", FILE, OutboundPolicy())
-    assert outcome is Outcome.MISSING
+    [place] = check(f"{server.url}/script.php", FILE, OutboundPolicy())
+    assert not place.found
+    assert place.problem
     assert server.gets == []
 
 
 def test_check_follows_a_redirect_on_the_same_host(server: _Server) -> None:
     server.serve(f"/{NAME}", b"", 302, Location=f"/moved/{NAME}")
     server.serve(f"/moved/{NAME}", b"the-contents")
-    assert check(f"{server.url}/script.php", FILE, LOOPBACK)[0] is Outcome.VALID
+    assert found_at(check(f"{server.url}/script.php", FILE, LOOPBACK))
 
 
 def test_check_does_not_follow_a_redirect_to_another_host(server: _Server) -> None:
     # localhost is the same machine but another host name: the redirect must not be followed.
     server.serve(f"/{NAME}", b"", 302, Location=f"http://localhost:{server.port}/x/{NAME}")
     server.serve(f"/x/{NAME}", b"the-contents")
-    assert check(f"{server.url}/script.php", FILE, LOOPBACK) == (
-        Outcome.MISSING,
-        f"{server.url}/{NAME}: HTTP 302",
-    )
+    assert check(f"{server.url}/script.php", FILE, LOOPBACK) == [
+        LocationCheck(
+            url=f"{server.url}/{NAME}",
+            found=False,
+            status=302,
+            problem=f"redirected to another host (http://localhost:{server.port}), not followed",
+        )
+    ]
     assert server.gets == [f"/{NAME}"]
 
 
@@ -213,13 +230,14 @@ def test_check_stops_following_redirects_after_three(server: _Server) -> None:
         server.serve(f"/{hop}/{NAME}", b"", 302, Location=f"/{hop + 1}/{NAME}")
     server.serve(f"/{NAME}", b"", 302, Location=f"/0/{NAME}")
     server.serve(f"/5/{NAME}", b"the-contents")
-    assert check(f"{server.url}/script.php", FILE, LOOPBACK) == (
-        Outcome.MISSING,
-        f"{server.url}/{NAME}: HTTP 302",
-    )
+    assert check(f"{server.url}/script.php", FILE, LOOPBACK) == [
+        LocationCheck(
+            url=f"{server.url}/{NAME}", found=False, status=302, problem="more than 3 redirects, not followed"
+        )
+    ]
     assert len(server.gets) == 4
 
 
 def test_check_finds_a_file_served_with_connection_close(server: _Server) -> None:
     server.serve(f"/{NAME}", b"the-contents", Connection="close")
-    assert check(f"{server.url}/script.php", FILE, LOOPBACK) == (Outcome.VALID, f"{server.url}/{NAME}")
+    assert found_at(check(f"{server.url}/script.php", FILE, LOOPBACK)) == f"{server.url}/{NAME}"

@@ -12,8 +12,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
 from webhooks.encoding import Format
+from webhooks.errors import worded
 from webhooks.event_types import EventType
-from webhooks.hooks import Hook, HookStatus
+from webhooks.hooks import Hook, HookStatus, ValidationCheck
 from webhooks.verification import locations
 
 MAX_URL_LENGTH = 2048
@@ -21,7 +22,13 @@ MAX_EVENTS_PER_REQUEST = 500
 
 Url = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_URL_LENGTH)]
 # Database and collection ids of the platform: numbers or short names; stored as text.
-Ref = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | Annotated[int, Field(ge=0)]
+Ref = (
+    Annotated[
+        str,
+        StringConstraints(pattern=worded(r"^[A-Za-z0-9_.-]{1,64}$", "1-64 letters, digits, '_', '.' or '-'")),
+    ]
+    | Annotated[int, Field(ge=0)]
+)
 Description = Annotated[str, StringConstraints(max_length=1000)]
 RateLimit = Annotated[int, Field(ge=1, le=10_000, description="Deliveries per second the receiver accepts")]
 EventList = Annotated[
@@ -110,6 +117,14 @@ class HookView(BaseModel, defer_build=True):
     rate_limit: int | None
     batch: BatchOptions | None
     verification: VerificationView
+    last_check: ValidationCheck | None = Field(
+        default=None,
+        description="What the latest check for the verification file saw, per place; absent before the first",
+    )
+    next_check_at: int | None = Field(
+        default=None,
+        description="When the next check runs (Unix seconds); absent when none is scheduled",
+    )
     created_at: int
     updated_at: int
 

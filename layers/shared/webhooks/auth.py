@@ -15,6 +15,11 @@ _BEARER = re.compile(r"^Bearer\s+(\S{8,512})$", re.IGNORECASE)
 ACCOUNT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
+# A token is named, in listings and to revoke it, by the start of its hash: enough to tell tokens apart,
+# nothing to sign in with.
+TOKEN_ID_LENGTH = 16
+
+
 def hash_token(token: str) -> str:
     # Tokens carry 256 random bits, so a fast hash is enough (no password stretching needed).
     return hashlib.sha256(token.encode()).hexdigest()
@@ -76,3 +81,47 @@ class TokenStore:
         if not item or item.get("revoked"):
             return None
         return str(item["account"])
+
+    def tokens(self, account: str | None = None) -> list[dict[str, Any]]:
+        """Every token (of `account`, if given) as `{id, account, description, created_at, revoked_at}`,
+        oldest first; never the token itself, which is not stored."""
+        return sorted(
+            (_listed(item) for item in self._items(account)), key=lambda t: (t["created_at"], t["id"])
+        )
+
+    def revoke(self, token_id: str) -> dict[str, Any]:
+        """Revokes the one token whose hash starts with `token_id` (its id, as listed); returns it as
+        listed. LookupError when no token or more than one matches. Revoking twice keeps the first time."""
+        prefix = token_id.strip().lower()
+        if len(prefix) < 8:
+            raise LookupError("give the token's id as `make tokens` lists it (at least 8 characters)")
+        matches = [item for item in self._items() if str(item["token_hash"]).startswith(prefix)]
+        if len(matches) != 1:
+            raise LookupError(f"{len(matches)} tokens have the id {prefix!r}; give exactly one token's id")
+        [item] = matches
+        answer = self.table.update_item(
+            Key={"token_hash": item["token_hash"]},
+            UpdateExpression="SET revoked = if_not_exists(revoked, :now)",
+            ExpressionAttributeValues={":now": int(time.time())},
+            ReturnValues="ALL_NEW",
+        )
+        return _listed(answer["Attributes"])
+
+    def _items(self, account: str | None = None) -> list[dict[str, Any]]:
+        # A scan: tokens are few (people and producers, not customers' end users), and listing is rare.
+        if account is None:
+            return aws.every_item(self.table.scan)
+        return aws.every_item(
+            self.table.scan, FilterExpression="account = :a", ExpressionAttributeValues={":a": account}
+        )
+
+
+def _listed(item: dict[str, Any]) -> dict[str, Any]:
+    revoked = item.get("revoked")
+    return {
+        "id": str(item["token_hash"])[:TOKEN_ID_LENGTH],
+        "account": str(item["account"]),
+        "description": str(item.get("description", "")),
+        "created_at": int(item.get("created_at", 0)),
+        "revoked_at": int(revoked) if revoked else None,
+    }

@@ -6,6 +6,7 @@ Tests reset them with `reset()` after moto starts, so the clients talk to the mo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -37,6 +38,17 @@ def dynamodb() -> Any:
 
 def table(name: str) -> Any:
     return dynamodb().Table(name)
+
+
+def every_item(operation: Callable[..., Any], **request: Any) -> list[dict[str, Any]]:
+    """All the items of a DynamoDB query or scan (`table.query`, `table.scan`), page after page."""
+    items: list[dict[str, Any]] = []
+    while True:
+        page = operation(**request)
+        items.extend(page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            return items
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def reset() -> None:

@@ -15,6 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
 from pydantic_core import InitErrorDetails
 
+from webhooks.errors import worded
 from webhooks.event_types import EventType as EventType  # re-exported: the types belong with their models
 
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -28,7 +29,9 @@ LongText = Annotated[str, Field(max_length=65_536)]
 Mime = Annotated[str, Field(max_length=262_144)]
 Ref = Annotated[StrictInt | Annotated[str, Field(min_length=1, max_length=64)], Field()]
 Tags = Annotated[list[Annotated[str, Field(max_length=256)]], Field(max_length=100)]
-Timestamp = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")]
+Timestamp = Annotated[
+    str, Field(pattern=worded(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$", "YYYY-MM-DD HH:MM:SS (UTC)"))
+]
 Scalar = StrictInt | float | bool | str | None
 
 

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from webhooks import aws
 from webhooks.errors import Conflict, InvalidInput, NotFound
-from webhooks.hooks import Hook, HookStatus
+from webhooks.hooks import Hook, HookStatus, ValidationCheck
 
 ACTIVE_INDEX = "ActiveHooks"
 
@@ -119,17 +119,10 @@ class HookStore:
         return hooks, encode_cursor(response.get("LastEvaluatedKey"))
 
     def active_hooks(self, account: str) -> list[Hook]:
-        hooks: list[Hook] = []
-        query: dict[str, Any] = {
-            "IndexName": ACTIVE_INDEX,
-            "KeyConditionExpression": Key("active_account").eq(account),
-        }
-        while True:
-            response = self.table.query(**query)
-            hooks.extend(Hook.model_validate(item) for item in response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                return hooks
-            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        items = aws.every_item(
+            self.table.query, IndexName=ACTIVE_INDEX, KeyConditionExpression=Key("active_account").eq(account)
+        )
+        return [Hook.model_validate(item) for item in items]
 
     def set_status(
         self,
@@ -155,21 +148,47 @@ class HookStore:
             values[":r"] = reason
         elif status is not HookStatus.ACTIVE:
             removes.append("disabled_reason")
-        condition = Attr("id").exists()
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        return self._update_if(
+            Key={"account": account, "id": hook_id},
+            UpdateExpression=expression,
+            ConditionExpression=Attr("id").exists(),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    def _update_if(self, **update: Any) -> bool:
+        """An UpdateItem with a condition; False, changing nothing, when the condition does not hold."""
         try:
-            self.table.update_item(
-                Key={"account": account, "id": hook_id},
-                UpdateExpression=expression,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
+            self.table.update_item(**update)
         except ClientError as exc:
             if _conditional_failed(exc):
                 return False
             raise
         return True
+
+    def record_check(self, hook: Hook, check: ValidationCheck, next_check_at: int | None) -> bool:
+        """Shows a validation check on the hook, if that validation is still the hook's current one
+        (returns False otherwise). Not a change of the hook's settings: version and updated_at stay, so
+        a PATCH in flight does not fail for it."""
+        values: dict[str, Any] = {
+            ":check": check.model_dump(mode="json", exclude_none=True),
+            ":validation": hook.validation_id,
+            ":pending": HookStatus.PENDING_VALIDATION.value,
+        }
+        expression = "SET last_check = :check"
+        if next_check_at is None:
+            expression += " REMOVE next_check_at"
+        else:
+            expression += ", next_check_at = :next"
+            values[":next"] = next_check_at
+        return self._update_if(
+            Key={"account": hook.account, "id": hook.id},
+            UpdateExpression=expression,
+            ConditionExpression="validation_id = :validation AND #s = :pending",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=values,
+        )
 
     def record_outcomes(
         self, account: str, hook_id: str, *, succeeded_at: int | None, failed_at: int | None

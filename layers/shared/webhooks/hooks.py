@@ -19,6 +19,28 @@ class HookStatus(StrEnum):
     DISABLED = "disabled"
 
 
+class LocationCheck(BaseModel):
+    """What one check saw at one place the verification file may be."""
+
+    url: str
+    found: bool = Field(description="The file is there with the right contents")
+    status: int | None = Field(default=None, description="The HTTP status answered; absent without an answer")
+    problem: str | None = Field(
+        default=None,
+        description="Why the file was not found there: `HTTP 404`, `connection refused`, `contents differ`, "
+        "`redirected to another host, not followed`, …",
+    )
+
+
+class ValidationCheck(BaseModel):
+    """The last look for the verification file (the state machine's latest check of this validation)."""
+
+    at: int = Field(description="When (Unix seconds)")
+    attempt: int = Field(description="Which check of this validation: 1 is the first")
+    found: bool
+    locations: list[LocationCheck]
+
+
 class Hook(BaseModel):
     """A hook as stored. `secret` and the verification token never leave through list views."""
 
@@ -52,6 +74,10 @@ class Hook(BaseModel):
     # that sees a different id knows it is stale and may not change the hook.
     validation_id: str
     validated_at: int | None = None
+    # What the latest check of the current validation saw, and when the next one runs (None when none
+    # is scheduled): a customer can see why a hook is not validated without reading the service's log.
+    last_check: ValidationCheck | None = None
+    next_check_at: int | None = None
 
     # Disabling after days of failures needs only the moment the failing started.
     failing_since: int | None = None
@@ -80,7 +106,7 @@ class Hook(BaseModel):
         return self.collection is None or self.collection == collection
 
     def to_item(self) -> dict[str, Any]:
-        item = {k: v for k, v in self.model_dump(mode="json").items() if v is not None}
+        item: dict[str, Any] = self.model_dump(mode="json", exclude_none=True)
         # Sparse index key: only active hooks are in the ActiveHooks index that fan-out reads.
         if self.status is HookStatus.ACTIVE:
             item["active_account"] = self.account

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from webhooks import ids, queues
-from webhooks.errors import InvalidInput, PayloadTooLarge, Unavailable
+from webhooks.errors import InvalidInput, PayloadTooLarge, Unavailable, problems_of
 from webhooks.events import PlatformEvent, parse_event
 
 # DynamoDB keeps failed deliveries for replay (400 KB per item), and bounces carry whole messages.
@@ -28,13 +28,6 @@ class IngestMessage(BaseModel):
     event: dict[str, Any]
 
 
-def _field_path(prefix: str, loc: Sequence[int | str]) -> str:
-    path = prefix
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return path
-
-
 def validate_events(raw_events: Sequence[dict[str, Any]]) -> list[PlatformEvent]:
     events = []
     problems: list[tuple[str, str]] = []
@@ -47,11 +40,7 @@ def validate_events(raw_events: Sequence[dict[str, Any]]) -> list[PlatformEvent]
         try:
             events.append(parse_event(raw))
         except ValidationError as exc:
-            for error in exc.errors():
-                loc = list(error["loc"])
-                if not loc and error["type"].startswith("union_tag"):
-                    loc = ["type"]  # the type itself is missing or unknown
-                problems.append((_field_path(f"events[{index}]", loc), error["msg"]))
+            problems.extend(problems_of(exc.errors(), prefix=f"events[{index}]"))
     if problems:
         raise InvalidInput.of_fields(problems)
     return events

@@ -83,7 +83,12 @@ class Registry:
             "validation_id": ids.new_id("val"),
             "validated_at": None,
             "disabled_reason": None,
+            "last_check": None,
+            "next_check_at": self._first_check_at(),
         }
+
+    def _first_check_at(self) -> int:
+        return int(time.time()) + self.settings.validation_schedule[0]
 
     # -- operations -----------------------------------------------------------------------------
 
@@ -116,6 +121,7 @@ class Registry:
             verification_file=file.file_name,
             verification_contents=file.contents,
             validation_id=ids.new_id("val"),
+            next_check_at=self._first_check_at(),
         )
         if not self.store.create(hook):
             existing = self.store.get(account, hook.id)

@@ -10,12 +10,13 @@ import time
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from webhooks import verification
 from webhooks.errors import NotFound
 from webhooks.hook_store import HookStore
-from webhooks.hooks import HookStatus
+from webhooks.hooks import HookStatus, ValidationCheck
 from webhooks.outbound_policy import OutboundPolicy
 from webhooks.settings import Settings
 
@@ -44,25 +45,39 @@ def check(request: CheckInput, settings: Settings, store: HookStore) -> dict[str
 
     policy = OutboundPolicy(allow_http=settings.allow_http, allow_private=settings.allow_private)
     file = verification.VerificationFile(hook.verification_file, hook.verification_contents)
-    outcome, detail = verification.check(hook.url, file, policy)
+    seen = verification.check(hook.url, file, policy)
+    found = any(place.found for place in seen)
+    detail = next(place.url for place in seen if place.found) if found else verification.summary(seen)
     logger.info(
         "verification file checked",
-        extra={
-            "hook_id": hook.id,
-            "attempt": request.attempt + 1,
-            "outcome": outcome.value,
-            "detail": detail,
-        },
+        extra={"hook_id": hook.id, "attempt": request.attempt + 1, "found": found, "detail": detail},
     )
+    now = int(time.time())
     schedule = settings.validation_schedule
     next_attempt = request.attempt + 1
-    exhausted = outcome is not verification.Outcome.VALID and next_attempt >= len(schedule)
-    return {
+    exhausted = not found and next_attempt >= len(schedule)
+    wait_seconds = 0 if exhausted or found else schedule[next_attempt]
+    last_check = ValidationCheck(at=now, attempt=next_attempt, found=found, locations=seen)
+    next_check_at = None if found or exhausted else now + wait_seconds
+    try:
+        store.record_check(hook, last_check, next_check_at)
+    except ClientError:
+        # What the customer sees of the check is worth less than the check itself: carry on.
+        logger.warning("the check could not be recorded on the hook", exc_info=True)
+    result = {
         **base,
         "attempt": next_attempt,
-        "outcome": outcome.value,
+        "outcome": "valid" if found else "missing",
         "detail": detail,
         "exhausted": exhausted,
-        "checked_at": str(int(time.time())),  # a DynamoDB number, as the machine passes it on
-        "wait_seconds": 0 if exhausted or outcome is verification.Outcome.VALID else schedule[next_attempt],
+        "checked_at": str(now),  # a DynamoDB number, as the machine passes it on
+        "wait_seconds": wait_seconds,
     }
+    if not found:
+        # The machine writes this as the hook's disabled_reason when the checks are spent: the truth
+        # of the last check, not a guess.
+        result["reason"] = (
+            f"validation failed after {next_attempt} checks; the last saw {detail}. Publish the file at "
+            "one of the verification urls, then restart with POST /hooks/{id}/validate"
+        )
+    return result

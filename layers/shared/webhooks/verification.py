@@ -5,10 +5,10 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass
-from enum import StrEnum
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from webhooks import safe_http
+from webhooks.hooks import LocationCheck
 
 MAX_SAME_HOST_REDIRECTS = 3
 
@@ -17,11 +17,6 @@ MAX_SAME_HOST_REDIRECTS = 3
 class VerificationFile:
     file_name: str
     contents: str
-
-
-class Outcome(StrEnum):
-    VALID = "valid"
-    MISSING = "missing"
 
 
 def new_file(prefix: str) -> VerificationFile:
@@ -42,35 +37,53 @@ def locations(hook_url: str, file_name: str) -> list[str]:
     return list(dict.fromkeys(urls))
 
 
-def _fetch(url: str, policy: safe_http.OutboundPolicy) -> safe_http.Response:
+def _fetch(url: str, policy: safe_http.OutboundPolicy) -> tuple[safe_http.Response, str | None]:
+    """The answer at `url`, following redirects on the same server; and why a redirect was not followed."""
     origin = urlsplit(url)[:2]
     for _ in range(MAX_SAME_HOST_REDIRECTS + 1):
         response = safe_http.request("GET", url, policy=policy)
         location = response.headers.get("location")
         if response.status not in (301, 302, 303, 307, 308) or not location:
-            return response
+            return response, None
         target = urljoin(url, location)
         # A redirect may move the file on the same server, never to another one.
         if urlsplit(target)[:2] != origin:
-            return response
+            return response, f"redirected to another host ({_origin(target)}), not followed"
         url = target
-    return response
+    return response, f"more than {MAX_SAME_HOST_REDIRECTS} redirects, not followed"
 
 
-def check(hook_url: str, file: VerificationFile, policy: safe_http.OutboundPolicy) -> tuple[Outcome, str]:
-    """Looks for the file in both places; returns the outcome and, on a miss, why (for the customer)."""
-    reasons = []
+def _origin(url: str) -> str:
+    scheme, netloc = urlsplit(url)[:2]
+    return f"{scheme}://{netloc}"
+
+
+def _look(url: str, file: VerificationFile, policy: safe_http.OutboundPolicy) -> LocationCheck:
+    try:
+        response, refused = _fetch(url, policy)
+    except (safe_http.UnsafeUrl, safe_http.OutboundError) as exc:
+        return LocationCheck(url=url, found=False, problem=str(exc))
+    if refused:
+        return LocationCheck(url=url, found=False, status=response.status, problem=refused)
+    if not 200 <= response.status < 300:
+        return LocationCheck(url=url, found=False, status=response.status, problem=f"HTTP {response.status}")
+    body = response.body.decode("utf-8", errors="replace").strip()
+    if hmac.compare_digest(body.encode(), file.contents.encode()):
+        return LocationCheck(url=url, found=True, status=response.status)
+    return LocationCheck(url=url, found=False, status=response.status, problem="contents differ")
+
+
+def check(hook_url: str, file: VerificationFile, policy: safe_http.OutboundPolicy) -> list[LocationCheck]:
+    """Looks for the file in both places, the script's directory first; stops at the first that has it.
+    Each place says what it answered and, on a miss, why (for the customer)."""
+    seen = []
     for url in locations(hook_url, file.file_name):
-        try:
-            response = _fetch(url, policy)
-        except safe_http.OutboundError as exc:  # an UnsafeUrl included
-            reasons.append(f"{url}: {exc}")
-            continue
-        if not 200 <= response.status < 300:
-            reasons.append(f"{url}: HTTP {response.status}")
-            continue
-        body = response.body.decode("utf-8", errors="replace").strip()
-        if hmac.compare_digest(body.encode(), file.contents.encode()):
-            return Outcome.VALID, url
-        reasons.append(f"{url}: contents do not match")
-    return Outcome.MISSING, "; ".join(reasons)
+        seen.append(_look(url, file, policy))
+        if seen[-1].found:
+            break
+    return seen
+
+
+def summary(seen: list[LocationCheck]) -> str:
+    """One line of why the file was not found: every place and its problem."""
+    return "; ".join(f"{place.url}: {place.problem}" for place in seen if not place.found)

@@ -10,11 +10,21 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 
+from webhooks.api import examples
 from webhooks.api_models import ErrorResponse
+from webhooks.errors import worded
 from webhooks.management import Management
 from webhooks.settings import get_settings
 
-HookId = Annotated[str, Path(min_length=1, max_length=64)]
+HookId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=64,
+        description="The hook's id, as `POST /hooks` answered it",
+        openapi_examples={"hook": {"value": examples.HOOK_ID}},
+    ),
+]
 Ref = Annotated[str | None, Query(max_length=64)]
 Limit = Annotated[int, Query(ge=1, le=100)]
 Cursor = Annotated[str | None, Query(max_length=2048)]
@@ -31,7 +41,22 @@ ERRORS: dict[int, Any] = {
         503: "A dependency failed; nothing was changed",
     }.items()
 }
-OK: dict[int, Any] = {200: {"description": "OK"}, **ERRORS}
+
+
+def answers(status: int, description: str, model: Any = None, example: Any = None) -> dict[int, Any]:
+    """An operation's answers for its OpenAPI document: its success (with the model and an example of
+    it), then every error answer."""
+    success: dict[str, Any] = {"description": description}
+    if model is not None:
+        success["content"] = {
+            "application/json": {"model": model, "examples": {"example": {"value": example}}}
+        }
+    return {status: success, **ERRORS}
+
+
+def request_example(summary: str, value: Any) -> dict[str, Any]:
+    """A request body's example, as `Body(openapi_examples=...)` takes it."""
+    return {"example": {"summary": summary, "value": value}}
 
 
 @cache
@@ -49,9 +74,8 @@ def account(router: BaseRouter) -> str:
 def idempotency_header(description: str) -> Header:
     return Header(
         alias="idempotency-key",
-        min_length=1,
-        max_length=255,
-        pattern=r"^[\x21-\x7e]+$",
+        # One pattern holds the length too, so every bad key gets the same words (not three messages).
+        pattern=worded(r"^[\x21-\x7e]{1,255}$", "1-255 visible ASCII characters (no spaces)"),
         description=description,
     )
 

@@ -8,19 +8,38 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from webhooks.api.common import ERRORS, OK, Cursor, HookId, Limit, account, service
+from webhooks.api import examples
+from webhooks.api.common import Cursor, HookId, Limit, account, answers, request_example, service
 from webhooks.api_models import AttemptList, ReplayIn, ReplayResult
 
 router = Router()
 
 
-@router.get("/hooks/<hook_id>/deliveries", responses=OK)
+@router.get(
+    "/hooks/<hook_id>/deliveries",
+    summary="The delivery log",
+    description="Every attempt to deliver to this hook, newest first: the delivery and event, the "
+    "attempt number, its outcome, the receiver's status, the time it took and the error if any.",
+    responses=answers(200, "A page of attempts", AttemptList, examples.ATTEMPTS),
+)
 def list_deliveries(hook_id: HookId, limit: Limit = 50, cursor: Cursor = None) -> AttemptList:
     return service().attempts(account(router), hook_id, limit=limit, cursor=cursor)
 
 
-@router.post("/hooks/<hook_id>/replay", responses={202: {"description": "Queued again"}, **ERRORS})
-def replay(hook_id: HookId, window: Annotated[ReplayIn | None, Body()] = None) -> Response[ReplayResult]:
+@router.post(
+    "/hooks/<hook_id>/replay",
+    summary="Deliver failed deliveries again",
+    description="Queues again every delivery to this hook that failed for good (its retries spent), "
+    "all of them or those that failed between `since` and `until`. Each keeps its `webhook-id`, so "
+    "receivers that de-duplicate see it once.",
+    responses=answers(202, "Queued again", ReplayResult, examples.REPLAYED),
+)
+def replay(
+    hook_id: HookId,
+    window: Annotated[
+        ReplayIn | None, Body(openapi_examples=request_example("One day's failures", examples.REPLAY_IN))
+    ] = None,
+) -> Response[ReplayResult]:
     window = window or ReplayIn()
     result = service().replay(account(router), hook_id, since=window.since, until=window.until)
     return Response(202, content_types.APPLICATION_JSON, result)

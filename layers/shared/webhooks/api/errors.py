@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from webhooks.api.common import error
-from webhooks.errors import WebhooksError
+from webhooks.errors import InvalidInput, WebhooksError, problems_of
 
 router = Router()
 
@@ -28,14 +28,15 @@ def _domain_error(exc: WebhooksError) -> Response[Any]:
 
 @router.exception_handler(RequestValidationError)
 def _invalid_request(exc: RequestValidationError) -> Response[Any]:
-    problems = []
-    for detail in exc.errors():
-        loc = [str(part) for part in detail.get("loc", ())]
-        if detail.get("type") == "json_invalid":
-            return error(400, "malformed", "the body is not valid JSON", [("body", "not valid JSON")])
-        # ("body", "events", 0) -> "events[0]"; ("query", "limit") -> "limit"
-        path = ""
-        for part in loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc:
-            path += f"[{part}]" if part.isdigit() else (f".{part}" if path else part)
-        problems.append((path or "body", str(detail.get("msg", detail.get("type", "invalid")))))
-    return error(422, "invalid", "the request is not valid", problems)
+    details = list(exc.errors())
+    if any(detail.get("type") == "json_invalid" for detail in details):
+        return error(400, "malformed", "the body is not valid JSON", [("body", "not valid JSON")])
+    # ("body", "events", 0) -> "events[0]"; ("query", "limit") -> "limit"
+    located = [
+        {**detail, "loc": tuple(detail.get("loc", ()))[1:]}
+        if tuple(detail.get("loc", ()))[:1] in (("body",), ("query",), ("path",), ("header",))
+        else detail
+        for detail in details
+    ]
+    invalid = InvalidInput.of_fields(problems_of(located))
+    return error(invalid.status, invalid.code, invalid.message, invalid.fields)

@@ -21,7 +21,10 @@ def document(app: APIGatewayRestResolver) -> str:
         app.get_openapi_json_schema(
             title="Webhooks",
             version="1.0.0",
-            description="Register URLs for mail and profile events; events are POSTed to them, signed.",
+            description="Register URLs for mail and profile events; events are POSTed to them, signed per "
+            "Standard Webhooks. Every operation takes `Authorization: Bearer <token>` and is scoped to the "
+            "token's account. Errors are JSON `{error: {code, message, fields: [{field, reason}]}}`, the "
+            "reasons in words. This document is `/openapi.json`; `/docs` shows it as a page.",
             security_schemes={"bearer": HTTPBearer()},
             security=[{"bearer": []}],
         )
