@@ -11,7 +11,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv lint fmt typecheck sam-validate sam-build unit pytest test dev receiver bench openapi token clean
+.PHONY: venv lint fmt typecheck sam-validate sam-build unit pytest test browser screenshots dev receiver bench openapi token clean
 
 $(BIN)/.installed: requirements-dev.txt layers/shared/requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,8 +42,20 @@ sam-build: venv
 pytest: venv
 	$(BIN)/python -m pytest
 
+# The dashboard's browser tests drive Debian's chromium through chromium-driver: installed when missing
+# (CI runs as root). Elsewhere, without root, they are named; outside CI the browser tests then skip.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	  else echo "install the browser: sudo apt-get install chromium chromium-driver"; fi; }
+
+# The dashboard's browser tests, writing their screenshots where the README shows them.
+screenshots: venv browser
+	DASHBOARD_SCREENSHOTS=docs $(BIN)/python -m pytest tests/e2e/test_dashboard_browser.py -q
+
 # The whole suite, exactly what CI runs (the layer just built is checked too).
-test: lint sam-validate sam-build
+test: lint sam-validate sam-build browser
 	REQUIRE_SAM_BUILD=1 $(BIN)/python -m pytest
 
 dev: venv
