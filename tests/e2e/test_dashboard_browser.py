@@ -282,6 +282,7 @@ def test_the_downloaded_file_verifies_the_hook_without_a_reload(
         check[0].click()
     wait(browser, "the status turns active", lambda: one(browser, ".heading .badge").text == "Active")
     assert browser.execute_script("return performance.timeOrigin") == page  # no reload
+    wait(browser, "the last delivery read", lambda: "reading" not in one(browser, ".facts").text)
     shot(browser, shots, "hook")
 
 

@@ -131,7 +131,8 @@ export function showFieldErrors(error, controls) {
       unplaced.push(`${problem.field}: ${problem.reason}`);
     }
   }
-  say([error.message, ...unplaced].join(" — "), "error");
+  const placed = error.fields.length > unplaced.length;
+  say([placed ? `${error.message}: see the marked fields.` : error.message, ...unplaced].join(" — "), "error");
   const first = Object.values(controls).find((c) => c.control.getAttribute("aria-invalid") === "true");
   if (first) first.control.focus();
 }
