@@ -31,6 +31,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.conftest import running_receiver
 from tests.e2e.test_local_stack import DevStack
 from tests.receiver import Receiver
 
@@ -57,11 +58,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
 
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    try:
+    with running_receiver() as r:
         yield r
-    finally:
-        r.stop()
 
 
 @pytest.fixture(scope="module")
