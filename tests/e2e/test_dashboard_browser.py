@@ -333,6 +333,19 @@ def test_a_delivery_shows_in_the_log_a_failure_too_and_replay_delivers_it(
     receiver.status = 200
     succeeded = sum("succeeded" in r for r in log_rows(browser))
     replay = section(browser, "Replay")
+    # A range that ends before it starts: the API's 422 shows under "Until", nothing is queued.
+    one(replay, "input[value=range]").click()
+    since, until = field(replay, "From (UTC)"), field(replay, "Until (UTC)")
+    browser.execute_script("arguments[0].value = '2026-01-02T00:00:00'", since)
+    browser.execute_script("arguments[0].value = '2026-01-01T00:00:00'", until)
+    button(replay, "Replay failed deliveries").click()
+    wait(
+        browser,
+        "the range error",
+        lambda: "later than since" in until.find_element(By.XPATH, "../p[@class='field-error']").text,
+    )
+    assert until.get_attribute("aria-invalid") == "true"
+    one(replay, "input[value=all]").click()
     button(replay, "Replay failed deliveries").click()
     wait(
         browser,

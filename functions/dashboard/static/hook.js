@@ -319,8 +319,10 @@ function deliveryLog(view, id) {
     empty.textContent = shown.length ? "" : (failuresOnly.checked ? "No failures among the attempts shown." : "No attempts yet.");
     older.hidden = !cursor;
   };
+  // `button`: the one pressed, shown working; the automatic refresh passes none and changes no control.
   const load = async (button, more) => {
-    const answer = await busy(button, () => api("GET", `hooks/${id}/deliveries?limit=${LOG_PAGE}${more && cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`));
+    const read = () => api("GET", `hooks/${id}/deliveries?limit=${LOG_PAGE}${more && cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+    const answer = await (button ? busy(button, read) : read());
     if (!view.alive) return;
     attempts = more ? attempts.concat(answer.attempts) : answer.attempts;
     cursor = answer.next_cursor;
@@ -337,7 +339,7 @@ function deliveryLog(view, id) {
   return {
     element,
     // `quiet`: the automatic refresh, which leaves older pages the customer opened alone.
-    refresh: (quiet) => (quiet && pages > 1 ? Promise.resolve() : load(refresh, false)),
+    refresh: (quiet) => (quiet && pages > 1 ? Promise.resolve() : load(quiet ? null : refresh, false)),
   };
 }
 
