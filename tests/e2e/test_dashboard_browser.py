@@ -151,6 +151,24 @@ def log_rows(browser: WebDriver) -> list[list[str]]:
     )
 
 
+def until_logged(browser: WebDriver, what: str, check: Any, timeout: float = WAIT) -> Any:
+    """Waits for the log to show something, pressing Refresh rather than waiting for the page's own
+    refresh (tested once, on the first delivery) to keep the run short."""
+
+    def refreshed() -> Any:
+        found = check()
+        if not found:
+            refresh = button(section(browser, "Delivery log"), "Refresh")
+            if refresh.is_enabled():
+                refresh.click()
+        return found
+
+    ignored = (NoSuchElementException, StaleElementReferenceException)
+    return WebDriverWait(browser, timeout, poll_frequency=0.5, ignored_exceptions=ignored).until(
+        lambda _: refreshed(), message=what
+    )
+
+
 def no_alert(browser: WebDriver) -> bool:
     try:
         browser.switch_to.alert  # noqa: B018 (raises when there is none)
@@ -320,17 +338,20 @@ def test_a_delivery_shows_in_the_log_a_failure_too_and_replay_delivers_it(
     row = next(r for r in log_rows(browser) if "succeeded" in r)
     assert row[1:4] == ["click", "1", "200"]
 
-    receiver.status = 500  # every attempt (0, 1, 1 s apart) fails, then the delivery fails for good
+    # Every attempt (0, 1, 1 s apart) fails, answering HTML; then the delivery fails for good.
+    receiver.replies.extend([(500, XSS.encode())] * 3)
     send_event(stack)
-    wait(browser, "the failure in the log", lambda: any("failed" in r for r in log_rows(browser)), timeout=40)
+    until_logged(browser, "the failure in the log", lambda: any("failed" in r for r in log_rows(browser)))
     failures_only = field(browser, "Failures only")
     failures_only.click()
     assert {r[5] for r in log_rows(browser)} <= {"failed", "retrying"}
     assert any(r[3] == "500" for r in log_rows(browser))
+    assert any(XSS in r[6] for r in log_rows(browser))  # the receiver's answer, as text
+    assert section(browser, "Delivery log").find_elements(By.TAG_NAME, "img") == []
+    assert no_alert(browser)
     shot(browser, shots, "log", section(browser, "Delivery log"))
     failures_only.click()
 
-    receiver.status = 200
     succeeded = sum("succeeded" in r for r in log_rows(browser))
     replay = section(browser, "Replay")
     # A range that ends before it starts: the API's 422 shows under "Until", nothing is queued.
@@ -352,11 +373,8 @@ def test_a_delivery_shows_in_the_log_a_failure_too_and_replay_delivers_it(
         "how many were queued",
         lambda: one(replay, ".replay-result").text == "1 delivery queued again.",
     )
-    wait(
-        browser,
-        "the replayed delivery",
-        lambda: sum("succeeded" in r for r in log_rows(browser)) > succeeded,
-        40,
+    until_logged(
+        browser, "the replayed delivery", lambda: sum("succeeded" in r for r in log_rows(browser)) > succeeded
     )
 
 
@@ -437,6 +455,20 @@ def test_a_new_url_restarts_validation_pause_resume_and_delete_from_the_keyboard
     browser.switch_to.active_element.send_keys(Keys.ENTER)
     wait(browser, "back to the list", lambda: notice(browser) == "Hook deleted.")
     wait(browser, "the empty list", lambda: one(browser, ".hooks").text == "No hooks here yet.")
+
+
+def test_the_list_pages(stack: DevStack, browser: WebDriver, receiver: Receiver) -> None:
+    for n in range(21):
+        body = {"url": f"{receiver.url}/many/{n}.php", "events": ["abuse"]}
+        assert stack.call("POST", "/hooks", body).status_code == 201
+    browser.refresh()  # the list is shown already: read it again
+    hooks = "return document.querySelectorAll('.hooks .hook').length"
+    wait(browser, "a full page", lambda: browser.execute_script(hooks) == 20)
+    button(browser, "Next page").click()
+    wait(browser, "the last one", lambda: browser.execute_script(hooks) == 1)
+    assert not button(browser, "Next page").is_enabled()
+    button(browser, "Previous page").click()
+    wait(browser, "the first page again", lambda: browser.execute_script(hooks) == 20)
 
 
 def test_sign_out_forgets_the_token(stack: DevStack, browser: WebDriver) -> None:
