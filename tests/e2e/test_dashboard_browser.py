@@ -344,7 +344,10 @@ def test_a_delivery_shows_in_the_log_a_failure_too_and_replay_delivers_it(
     until_logged(browser, "the failure in the log", lambda: any("failed" in r for r in log_rows(browser)))
     failures_only = field(browser, "Failures only")
     failures_only.click()
-    assert {r[5] for r in log_rows(browser)} <= {"failed", "retrying"}
+    outcomes = {"failed", "retrying"}
+    wait(
+        browser, "failures only", lambda: log_rows(browser) and {r[5] for r in log_rows(browser)} <= outcomes
+    )
     assert any(r[3] == "500" for r in log_rows(browser))
     assert any(XSS in r[6] for r in log_rows(browser))  # the receiver's answer, as text
     assert section(browser, "Delivery log").find_elements(By.TAG_NAME, "img") == []

@@ -63,3 +63,17 @@ export function query(params) {
   const text = search.toString();
   return text ? `?${text}` : "";
 }
+
+// Reads a list's pages until `want` items, the end, or `maxReads` reads: the API filters after reading
+// a page, so a filtered page may be short, even empty, with a cursor still following.
+export async function readPages(path, params, key, want, cursor = null, maxReads = 10) {
+  const items = [];
+  let next = cursor;
+  for (let reads = 0; reads < maxReads && items.length < want; reads += 1) {
+    const answer = await api("GET", `${path}${query({ ...params, limit: want - items.length, cursor: next })}`);
+    items.push(...answer[key]);
+    next = answer.next_cursor;
+    if (!next) break;
+  }
+  return { items, cursor: next };
+}

@@ -1,5 +1,5 @@
 // A hook's page: overview and actions, verification, secret, test tool, delivery log and replay.
-import { api, ApiError } from "./api.js";
+import { api, ApiError, readPages } from "./api.js";
 import { busy, carry, field, h, replace, say, showError, uid, urlLink, when } from "./dom.js";
 import { hookForm, lastDelivery, showFieldErrors, statusBadge } from "./hooks.js";
 
@@ -310,26 +310,26 @@ function deliveryLog(view, id) {
   let cursor = null;
   let pages = 0;
   const draw = () => {
-    const shown = failuresOnly.checked ? attempts.filter((a) => a.outcome !== "succeeded") : attempts;
-    replace(body, shown.map((a) => h("tr", { class: a.outcome },
+    replace(body, attempts.map((a) => h("tr", { class: a.outcome },
       h("td", {}, when(a.at)), h("td", {}, a.type || "test"), h("td", {}, String(a.attempt)),
       h("td", {}, a.status === null || a.status === undefined ? "—" : String(a.status)),
       h("td", {}, a.duration_ms === null || a.duration_ms === undefined ? "—" : `${a.duration_ms} ms`),
       h("td", {}, h("span", { class: `outcome ${a.outcome}` }, a.outcome)), h("td", { class: "error" }, a.error || ""))));
-    empty.textContent = shown.length ? "" : (failuresOnly.checked ? "No failures among the attempts shown." : "No attempts yet.");
+    empty.textContent = attempts.length ? "" : (failuresOnly.checked ? "No failures." : "No attempts yet.");
     older.hidden = !cursor;
   };
   // `button`: the one pressed, shown working; the automatic refresh passes none and changes no control.
   const load = async (button, more) => {
-    const read = () => api("GET", `hooks/${id}/deliveries?limit=${LOG_PAGE}${more && cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+    const params = { failed_only: failuresOnly.checked ? "true" : null };
+    const read = () => readPages(`hooks/${id}/deliveries`, params, "attempts", LOG_PAGE, more ? cursor : null);
     const answer = await (button ? busy(button, read) : read());
     if (!view.alive) return;
-    attempts = more ? attempts.concat(answer.attempts) : answer.attempts;
-    cursor = answer.next_cursor;
+    attempts = more ? attempts.concat(answer.items) : answer.items;
+    cursor = answer.cursor;
     pages = more ? pages + 1 : 1;
     draw();
   };
-  failuresOnly.addEventListener("change", draw);
+  failuresOnly.addEventListener("change", () => load(refresh, false));
   refresh.addEventListener("click", () => load(refresh, false));
   older.addEventListener("click", () => load(older, true));
   const element = section("Delivery log",

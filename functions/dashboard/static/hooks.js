@@ -1,12 +1,9 @@
 // The list of hooks (filters, paging) and the form that creates or changes one.
-import { api, ApiError, query } from "./api.js";
+import { api, ApiError, readPages } from "./api.js";
 import { busy, carry, field, h, replace, say, showError, uid, when } from "./dom.js";
 import { EVENT_TYPES, STATUSES, statusLabel } from "./events.js";
 
 const PAGE = 20;
-// A filtered page can come back short (the API filters after reading a page): read on, a bounded
-// number of times, to fill it.
-const MAX_READS_PER_PAGE = 10;
 
 export function statusBadge(hook) {
   return h("span", { class: `badge ${hook.status}` }, statusLabel(hook.status));
@@ -58,21 +55,14 @@ export function showHooks(main, view) {
   async function load(button) {
     const params = {
       database: database.control.value.trim(), collection: collection.control.value.trim(),
-      event: eventType.control.value, status: status.control.value, limit: PAGE,
+      event: eventType.control.value, status: status.control.value,
     };
     inputs.forEach((input) => showError(input, ""));
     list.setAttribute("aria-busy", "true");
-    const hooks = [];
-    let cursor = cursors[page];
+    let hooks;
+    let cursor;
     try {
-      await busy(button, async () => {
-        for (let reads = 0; reads < MAX_READS_PER_PAGE && hooks.length < PAGE; reads += 1) {
-          const answer = await api("GET", `hooks${query({ ...params, cursor })}`);
-          hooks.push(...answer.hooks);
-          cursor = answer.next_cursor;
-          if (!cursor) break;
-        }
-      });
+      ({ items: hooks, cursor } = await busy(button, () => readPages("hooks", params, "hooks", PAGE, cursors[page])));
     } catch (error) {
       list.removeAttribute("aria-busy");
       if (!view.alive) return;
