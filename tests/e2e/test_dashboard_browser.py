@@ -354,7 +354,9 @@ def test_a_delivery_shows_in_the_log_a_failure_too_and_replay_delivers_it(
     assert no_alert(browser)
     shot(browser, shots, "log", section(browser, "Delivery log"))
     failures_only.click()
+    wait(browser, "all outcomes again", lambda: any("succeeded" in r for r in log_rows(browser)))
 
+    posts = len(receiver.posts)
     succeeded = sum("succeeded" in r for r in log_rows(browser))
     replay = section(browser, "Replay")
     # A range that ends before it starts: the API's 422 shows under "Until", nothing is queued.
@@ -379,6 +381,7 @@ def test_a_delivery_shows_in_the_log_a_failure_too_and_replay_delivers_it(
     until_logged(
         browser, "the replayed delivery", lambda: sum("succeeded" in r for r in log_rows(browser)) > succeeded
     )
+    assert receiver.wait_for_posts(posts + 1)[posts:]  # the receiver got it
 
 
 def test_the_secret_is_hidden_until_revealed_and_rotates(browser: WebDriver) -> None:
