@@ -11,7 +11,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: debian-tools venv lint fmt typecheck sam-validate sam-build unit pytest test test-servers dev receiver dlq bench openapi token tokens revoke-token return-path parse-mail clean
+.PHONY: debian-packages venv lint fmt typecheck sam-validate sam-build unit pytest test screenshots dev receiver dlq bench openapi token tokens revoke-token return-path parse-mail clean
 
 $(BIN)/.installed: requirements-dev.txt layers/shared/requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,25 +39,32 @@ sam-validate: venv
 sam-build: venv
 	$(BIN)/sam build --cached --parallel
 
-pytest: venv test-servers
+pytest: venv debian-packages
 	$(BIN)/python -m pytest
 
-# The real server software tests/unit/test_real_servers.py starts, installed from Debian when missing
-# (as root, or through sudo); RUNLEVEL=1 keeps the package from starting a system-wide nginx.
-test-servers:
-	@if ! { command -v nginx || test -x /usr/sbin/nginx; } >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then \
+# What the tests need from Debian, installed when missing (CI runs as root; elsewhere through sudo):
+# nginx and Node (tests/unit/test_real_servers.py), chromium and its driver (the dashboard's browser
+# tests), curl (the README's commands, run by tests/e2e/test_quick_start.py). RUNLEVEL=1 keeps the
+# nginx package from starting a system-wide nginx.
+DEBIAN_PACKAGES := nginx:nginx-light node:nodejs chromium:chromium chromedriver:chromium-driver curl:curl
+debian-packages:
+	@missing=""; for pair in $(DEBIAN_PACKAGES); do \
+		command -v "$${pair%%:*}" >/dev/null 2>&1 || test -x "/usr/sbin/$${pair%%:*}" || missing="$$missing $${pair#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
 		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-		$$sudo apt-get update && \
-		$$sudo env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y nginx-light nodejs; \
+		echo "installing from Debian:$$missing"; \
+		$$sudo apt-get update -qq && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq $$missing; \
 	fi
 
-# The whole suite, exactly what CI runs (the layer just built is checked too).
-test: lint sam-validate sam-build test-servers debian-tools
-	REQUIRE_SAM_BUILD=1 $(BIN)/python -m pytest
+# The dashboard's browser tests, writing their screenshots where the README shows them.
+screenshots: venv debian-packages
+	DASHBOARD_SCREENSHOTS=docs $(BIN)/python -m pytest tests/e2e/test_dashboard_browser.py -q
 
-# What the tests need from Debian: curl, for the README's commands that tests/e2e/test_quick_start.py runs.
-debian-tools:
-	@command -v curl >/dev/null || { apt-get update && apt-get install -y curl; }
+# The whole suite, exactly what CI runs (the layer just built is checked too).
+test: lint sam-validate sam-build debian-packages
+	REQUIRE_SAM_BUILD=1 $(BIN)/python -m pytest
 
 dev: venv
 	$(BIN)/python -m devstack

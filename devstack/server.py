@@ -372,6 +372,7 @@ class LocalStack:
             "",
             f"webhooks local stack (template.yaml on moto at {self.moto.url})",
             f"  API:        {url}   (OpenAPI: {url}/openapi.json)",
+            f"  dashboard:  {url}/   (sign in with a token below)",
             *(f"  token:      {t}   (account {a}; Authorization: Bearer {t})" for a, t in self.config.tokens),
             f"  SMTP:       127.0.0.1:{smtp.port()}   (returned mail for @{smtp.domain()}; make return-path)",
             f"  retries:    {parameters['RetrySchedule']} s",

@@ -190,13 +190,20 @@ def local() -> Iterator[LocalStack]:
         yield stack
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
+@contextlib.contextmanager
+def running_receiver() -> Iterator[Receiver]:
+    """A receiver on 127.0.0.1 for as long as the block runs (fixtures of any scope use it)."""
     r = Receiver().start()
     try:
         yield r
     finally:
         r.stop()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with running_receiver() as r:
+        yield r
 
 
 def publish_verification_file(receiver: Receiver, hook: dict[str, Any], where: int = 0) -> None:

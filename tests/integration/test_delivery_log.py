@@ -3,6 +3,7 @@ partitions (one takes ~1,000 writes a second), and read back as one list, newest
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from tests.conftest import LocalStack
@@ -70,3 +71,34 @@ def test_a_hooks_attempts_span_its_shards_and_page_back_newest_first_once_each(
         "duration_ms": 56,
         "error": None,
     }
+
+
+def test_failed_only_pages_back_exactly_the_attempts_that_did_not_succeed_once_each(
+    local: LocalStack, receiver: Receiver
+) -> None:
+    account, token = local.token()
+    hook = active_hook(local, receiver, token, events=["open"])
+    # Few failures, far apart: most shard reads (3 attempts each) find none, and pages come back short.
+    written = [
+        replace(a, outcome="failed" if n % 2 else "retrying", status=500, error="HTTP 500")
+        if n % 13 == 4
+        else a
+        for n, a in enumerate(attempts(account, hook["id"], 57, "h"))
+    ]
+    DeliveryLog(local.url("DeliveriesTable"), keep_days=30).write_attempts(written)
+
+    seen: list[dict[str, Any]] = []
+    cursor, pages = None, 0
+    while pages < 100:
+        query = "?failed_only=true&limit=3" + (f"&cursor={cursor}" if cursor else "")
+        page = local.call("GET", f"/hooks/{hook['id']}/deliveries{query}", token).json()
+        assert len(page["attempts"]) <= 3
+        seen += page["attempts"]
+        pages += 1
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+
+    failing = [a.delivery_id for a in reversed(written) if a.outcome != "succeeded"]
+    assert [a["delivery_id"] for a in seen] == failing
+    assert {a["outcome"] for a in seen} == {"failed", "retrying"}

@@ -167,6 +167,35 @@ def test_a_post_retried_under_the_same_idempotency_key_reaches_the_receiver_with
     verify(hook, again)
 
 
+def test_a_hook_shows_since_when_its_deliveries_fail_until_one_succeeds(
+    local: LocalStack, receiver: Receiver
+) -> None:
+    _, token = local.token()
+    hook = active_hook(local, receiver, token)
+    assert local.call("GET", f"/hooks/{hook['id']}", token).json()["failing_since"] is None
+    click = sample_event("platform_events.json")["events"][:1]
+
+    receiver.status = 500
+    before = int(time.time())
+    local.call("POST", "/events", token, {"events": click})
+    local.pump("IngestQueue")
+    local.pump("DeliveryQueue")  # the first attempt fails; its retries wait
+    failing = local.call("GET", f"/hooks/{hook['id']}", token).json()
+    assert failing["failing_since"] >= before
+    [listed] = local.call("GET", "/hooks", token).json()["hooks"]
+    assert listed["failing_since"] == failing["failing_since"]
+
+    receiver.status = 200
+    local.call("POST", "/events", token, {"events": click})
+    local.pump("IngestQueue")
+    receiver.wait_for_posts(1)
+    deadline = time.monotonic() + 10
+    while len(receiver.posts) < 2 and time.monotonic() < deadline:
+        local.pump("DeliveryQueue")
+    assert len(receiver.posts) >= 2  # a success after the failure
+    assert local.call("GET", f"/hooks/{hook['id']}", token).json()["failing_since"] is None
+
+
 def test_a_receiver_answering_410_disables_the_hook(local: LocalStack, receiver: Receiver) -> None:
     _, token = local.token()
     hook = active_hook(local, receiver, token)

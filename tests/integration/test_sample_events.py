@@ -42,6 +42,7 @@ API_SAMPLES = {
     "api_docs.json": 200,
     "api_docs_asset.json": 200,
 }
+DASHBOARD_SAMPLES = {"dashboard_page.json": "text/html", "dashboard_asset.json": "text/javascript"}
 
 
 @pytest.fixture
@@ -73,7 +74,7 @@ def test_there_is_a_sample_for_every_api_route_and_function(local: LocalStack) -
     routes = {(r.method, r.path) for r in local.stack.api_routes()}
     sampled = {
         (e["httpMethod"], e["resource"])
-        for e in (json.loads((EVENTS / name).read_text()) for name in API_SAMPLES)
+        for e in (json.loads((EVENTS / name).read_text()) for name in [*API_SAMPLES, *DASHBOARD_SAMPLES])
     }
     assert sampled == routes
     assert {
@@ -97,6 +98,13 @@ def test_each_api_sample_runs_its_route(
     headers.update(answer.get("headers") or {})
     if headers.get("Content-Type", "").startswith("application/json"):
         json.loads(answer["body"])
+
+
+@pytest.mark.parametrize(("name", "content_type"), DASHBOARD_SAMPLES.items())
+def test_each_dashboard_sample_gets_its_file(local: LocalStack, name: str, content_type: str) -> None:
+    answer = invoke(local, "DashboardFunction", sample_event(name))
+    assert answer["statusCode"] == 200
+    assert answer["headers"]["Content-Type"].startswith(content_type)
 
 
 def test_the_authorizer_sample_yields_the_tokens_account(local: LocalStack) -> None:

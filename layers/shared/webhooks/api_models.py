@@ -127,6 +127,10 @@ class HookView(BaseModel, defer_build=True):
     )
     created_at: int
     updated_at: int
+    # What the delivery function already tracks, so a list shows failing hooks without reading the log.
+    failing_since: int | None = Field(
+        default=None, description="Deliveries have failed since then (Unix seconds); absent once one succeeds"
+    )
 
     @classmethod
     def of(cls, hook: Hook) -> HookView:

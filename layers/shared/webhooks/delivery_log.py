@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from boto3.dynamodb.conditions import Key
+from boto3.dynamodb.conditions import Attr, Key
 
 from webhooks import aws
 from webhooks.delivery_message import DeliveryMessage
@@ -134,26 +134,37 @@ class DeliveryLog:
                 )
 
     def attempts(
-        self, account: str, hook_id: str, *, limit: int, cursor: str | None
+        self, account: str, hook_id: str, *, limit: int, cursor: str | None, failed_only: bool = False
     ) -> tuple[list[dict[str, Any]], str | None]:
         """A page of the hook's attempts, newest first, and the cursor of the next page (None at
-        the end). The cursor is the last sort key returned: every shard goes on below it."""
+        the end). The cursor is a sort key: every shard goes on below it.
+
+        A shard that stopped early (DynamoDB's Limit counts the items read, before `failed_only`
+        filters them) was read only down to its last evaluated key; the page stops at the highest
+        such key, so the next one, read below it, neither skips nor repeats an attempt. A filtered
+        page may so be short, even empty, with a cursor still following."""
         below = _decode(cursor) if cursor else _ABOVE_ATTEMPTS
         items: list[dict[str, Any]] = []
-        more = False
+        read_down_to = ""  # the highest sort key a shard that has more was read down to
         for shard in range(ATTEMPT_SHARDS):
-            response = self.table.query(
-                KeyConditionExpression=Key("hook").eq(attempt_partition(account, hook_id, shard))
+            query: dict[str, Any] = {
+                "KeyConditionExpression": Key("hook").eq(attempt_partition(account, hook_id, shard))
                 & Key("sk").lt(below),
-                ScanIndexForward=False,
-                Limit=limit,
-            )
+                "ScanIndexForward": False,
+                "Limit": limit,
+            }
+            if failed_only:
+                query["FilterExpression"] = Attr("outcome").ne("succeeded")
+            response = self.table.query(**query)
             items += response.get("Items", [])
-            more = more or "LastEvaluatedKey" in response
+            if "LastEvaluatedKey" in response:
+                read_down_to = max(read_down_to, str(response["LastEvaluatedKey"]["sk"]))
         items.sort(key=lambda item: str(item["sk"]), reverse=True)
-        page = items[:limit]
-        more = more or len(items) > limit
-        return page, (_encode(str(page[-1]["sk"])) if more and page else None)
+        complete = [item for item in items if str(item["sk"]) >= read_down_to]
+        page = complete[:limit]
+        if len(complete) > limit:
+            return page, _encode(str(page[-1]["sk"]))
+        return page, (_encode(read_down_to) if read_down_to else None)
 
     def failed(
         self, account: str, hook_id: str, since: int | None, until: int | None

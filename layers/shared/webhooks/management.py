@@ -62,9 +62,13 @@ class Management:
             error=sent.error,
         )
 
-    def attempts(self, account: str, hook_id: str, *, limit: int, cursor: str | None) -> AttemptList:
+    def attempts(
+        self, account: str, hook_id: str, *, limit: int, cursor: str | None, failed_only: bool = False
+    ) -> AttemptList:
         self.registry.get(account, hook_id)
-        items, next_cursor = self.log.attempts(account, hook_id, limit=limit, cursor=cursor)
+        items, next_cursor = self.log.attempts(
+            account, hook_id, limit=limit, cursor=cursor, failed_only=failed_only
+        )
         return AttemptList(
             attempts=[AttemptView.model_validate({**item, "at": float(item["at"])}) for item in items],
             next_cursor=next_cursor,

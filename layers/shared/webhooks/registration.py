@@ -148,6 +148,7 @@ class Registry:
         collection: str | None,
         event: str | None,
         limit: int,
+        status: str | None = None,
         cursor: str | None,
     ) -> tuple[list[Hook], str | None]:
         condition: Any = None
@@ -155,6 +156,7 @@ class Registry:
             Attr("database").eq(database) if database is not None else None,
             Attr("collection").eq(collection) if collection is not None else None,
             Attr("events").contains(event) if event is not None else None,
+            Attr("status").eq(status) if status is not None else None,
         ):
             if clause is not None:
                 condition = clause if condition is None else condition & clause

@@ -6,13 +6,22 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from webhooks.api import examples
 from webhooks.api.common import Cursor, HookId, Limit, account, answers, request_example, service
 from webhooks.api_models import AttemptList, ReplayIn, ReplayResult
 
 router = Router()
+
+
+FailedOnly = Annotated[
+    bool,
+    Query(
+        description="Only the attempts that did not succeed (retrying or failed). A page may then be short, "
+        "even empty, while a cursor still follows"
+    ),
+]
 
 
 @router.get(
@@ -22,8 +31,10 @@ router = Router()
     "attempt number, its outcome, the receiver's status, the time it took and the error if any.",
     responses=answers(200, "A page of attempts", AttemptList, examples.ATTEMPTS),
 )
-def list_deliveries(hook_id: HookId, limit: Limit = 50, cursor: Cursor = None) -> AttemptList:
-    return service().attempts(account(router), hook_id, limit=limit, cursor=cursor)
+def list_deliveries(
+    hook_id: HookId, limit: Limit = 50, cursor: Cursor = None, failed_only: FailedOnly = False
+) -> AttemptList:
+    return service().attempts(account(router), hook_id, limit=limit, cursor=cursor, failed_only=failed_only)
 
 
 @router.post(

@@ -32,6 +32,7 @@ from webhooks.api_models import (
     TestResult,
 )
 from webhooks.event_types import EventType
+from webhooks.hooks import HookStatus
 
 router = Router()
 
@@ -74,11 +75,18 @@ def list_hooks(
     database: Ref = None,
     collection: Ref = None,
     event: Annotated[EventType | None, Query()] = None,
+    status: Annotated[HookStatus | None, Query()] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> HookList:
     hooks, next_cursor = service().registry.list(
-        account(router), database=database, collection=collection, event=event, limit=limit, cursor=cursor
+        account(router),
+        database=database,
+        collection=collection,
+        event=event,
+        status=status,
+        limit=limit,
+        cursor=cursor,
     )
     return HookList(hooks=[HookView.of(h) for h in hooks], next_cursor=next_cursor)
 
