@@ -21,7 +21,10 @@ from devstack import lambda_router
 from devstack.apigw import Gateway
 from devstack.poller import poll_once
 from devstack.template import Stack
+from tests import loopback_only
 from tests.receiver import Receiver
+
+loopback_only.install()
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
