@@ -71,6 +71,8 @@ class DevStack:
             **os.environ,
             "WEBHOOKS_PORT": str(self.port),
             "WEBHOOKS_MOTO_PORT": str(self.moto_port),
+            # Its own SMTP port too: two stacks (or a person's `make dev`) never share 2525.
+            "WEBHOOKS_SMTP_PORT": str(free_port()),
             "WEBHOOKS_DEV_TOKENS": f"e2e:{self.token}",
             "WEBHOOKS_ALLOW_PRIVATE": "1",
             "WEBHOOKS_RETRY_SCHEDULE": RETRY_SCHEDULE,

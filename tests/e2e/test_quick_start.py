@@ -57,6 +57,7 @@ class Shell:
             **os.environ,
             "WEBHOOKS_PORT": str(ports.api),
             "WEBHOOKS_MOTO_PORT": str(ports.moto),
+            "WEBHOOKS_SMTP_PORT": str(free_port()),
             "PYTHONUNBUFFERED": "1",
         }
         self.background: list[tuple[subprocess.Popen[bytes], Path]] = []

@@ -260,15 +260,17 @@ def test_chunked_answer_is_read_whole_and_the_connection_kept(
 def test_verification_file_is_found(
     real: Real, connections: list[tuple[str, int]], file: verification.VerificationFile, found_at: str
 ) -> None:
-    outcome, where = verification.check(real.url("/dir/script.php"), file, POLICY)
-    assert (outcome, where) == (verification.Outcome.VALID, real.url(found_at + file.file_name))
+    seen = verification.check(real.url("/dir/script.php"), file, POLICY)
+    assert [(place.url, place.found) for place in seen if place.found] == [
+        (real.url(found_at + file.file_name), True)
+    ]
 
 
 def test_missing_verification_file_is_a_miss_naming_both_places(
     real: Real, connections: list[tuple[str, int]]
 ) -> None:
-    outcome, why = verification.check(real.url("/dir/script.php"), MISSING, POLICY)
-    assert outcome is verification.Outcome.MISSING
-    assert why == (
+    seen = verification.check(real.url("/dir/script.php"), MISSING, POLICY)
+    assert not any(place.found for place in seen)
+    assert verification.summary(seen) == (
         f"{real.url('/dir/' + MISSING.file_name)}: HTTP 404; {real.url('/' + MISSING.file_name)}: HTTP 404"
     )

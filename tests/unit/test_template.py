@@ -43,7 +43,7 @@ def alarm_part() -> dict[str, Any]:
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Parameters": {k: TEMPLATE["Parameters"][k] for k in ("AlarmEmail", "AlarmTopicArn")},
-        "Conditions": TEMPLATE["Conditions"],
+        "Conditions": {k: TEMPLATE["Conditions"][k] for k in ("CreateAlarmTopic", "HasAlarmEmail")},
         "Resources": {k: r for k, r in TEMPLATE["Resources"].items() if k == "AlarmTopic"}
         # A stack needs a resource even when the topic is given.
         | {"Marker": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": "marker"}}},
