@@ -86,6 +86,14 @@ _AUTOREPLY_SUBJECT = re.compile(
     r"abwesenheit|absence|r[ée]ponse automatique|autoreply|autoresponse|away from)",
     re.IGNORECASE,
 )
+# A mailing-list manager's refusal of a post (fml's "Loop Alert: Duplicated Message-ID", "NOT MEMBER
+# article from ...", "Security Alert"): the list address is the recipient that failed.
+_LIST_REFUSAL = re.compile(
+    r"duplicated message-id|loop condition|loop (?:alert|back warning)|unix from loop|not member article|"
+    r"not a member of this mailing list|reject mail from|spammer is rejected|security alert|"
+    r"fml system error",
+    re.IGNORECASE,
+)
 _TAG = re.compile(r"<[^>]*>")
 _JSON_HINT = re.compile(r'"bouncedRecipients"|"bounceType"|"complainedRecipients"|"smtpResponse"')
 _SUCCESS = re.compile(r"\b(2\d\d)[ -]?(2\.\d{1,3}\.\d{1,3})?")
@@ -318,6 +326,8 @@ def _looks_like_bounce(message: Message, notice: str) -> bool:
     subject = str(message.get("Subject", ""))
     if _AUTOREPLY_SUBJECT.search(subject):
         return False
+    if message.get("X-MLServer") and _LIST_REFUSAL.search(subject + "\n" + notice[:8192]):
+        return True
     return bool(
         _BOUNCE_SENDER.search(sender)
         or _BOUNCE_SUBJECT.search(subject)

@@ -1,0 +1,235 @@
+"""Returned-mail formats the shared samples do not teach, each on a message written from the format's
+description (Sisimai's Lhost modules, RFC 3463): the parser must recognise formats, not files."""
+
+from __future__ import annotations
+
+import pytest
+
+from webhooks.returned_mail.parser import parse
+
+
+def message(headers: str, body: str) -> bytes:
+    return (headers.strip("\n") + "\n\n" + body.lstrip("\n")).replace("\n", "\r\n").encode()
+
+
+FORMATS = {
+    # MailMarshal states the error once, above the recipients it concerns.
+    "mailmarshal: the error above its recipients": (
+        message(
+            """
+From: postmaster@mail.example.com
+To: sender@example.org
+Subject: Undeliverable Mail: "Hello"
+""",
+            """
+Your message:
+   From:    sender@example.org
+   Subject: Hello
+
+Could not be delivered because of
+
+550 5.7.1 Message rejected as spam
+
+The following recipients were affected:
+    kijitora@example.jp
+    mikeneko@example.jp
+
+Additional Information
+======================
+
+Original Sender:    <sender@example.org>
+Reporting-MTA:      <MailMarshal>
+""",
+        ),
+        [("kijitora@example.jp", 550, "5.7.1"), ("mikeneko@example.jp", 550, "5.7.1")],
+    ),
+    # Verizon's vtext gateway: "Error: 550 - ..." opens the notice, the recipient is in the recap.
+    "verizon: a reply code opening the notice": (
+        message(
+            """
+From: post_master@vtext.com
+To: sender@example.org
+Subject: Undeliverable Message
+""",
+            """
+Error: 550 - Requested action not taken: no such user here
+
+Original Message:
+ RCPT TO: 5555550100@vtext.com
+ MAIL FROM: sender@example.org
+""",
+        ),
+        [("5555550100@vtext.com", 550, None)],
+    ),
+    # Exchange's text NDR writes "#550 5.1.10" under "Diagnostic information for administrators".
+    "exchange: '#' before the reply code": (
+        message(
+            """
+From: postmaster@ex.example.com
+To: sender@example.org
+Subject: Undeliverable: Hello
+""",
+            """
+Delivery has failed to these recipients or groups:
+
+kijitora@example.jp
+The e-mail address you entered couldn't be found.
+
+Diagnostic information for administrators:
+
+Generating server: ex.example.com
+
+kijitora@example.jp
+#550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup ##
+""",
+        ),
+        [("kijitora@example.jp", 550, "5.1.10")],
+    ),
+    # RFC 3463 calls the 4.x.x class "persistent transient failure".
+    "a persistent transient failure is temporary": (
+        message(
+            """
+From: MAILER-DAEMON@mx.example.org
+To: sender@example.org
+Subject: Undelivered Mail
+""",
+            """
+Delivery to the following recipient is failing:
+
+kijitora@example.jp
+   persistent transient failure: mailbox busy
+""",
+        ),
+        [("kijitora@example.jp", None, "4.0.0")],
+    ),
+    # Postfix names the alias a recipient was expanded from: not a second recipient.
+    "postfix: 'expanded from' is the same recipient": (
+        message(
+            """
+From: MAILER-DAEMON@mx.example.org (Mail Delivery System)
+To: sender@example.org
+Subject: Undelivered Mail Returned to Sender
+""",
+            """
+This is the mail system at host mx.example.org.
+
+I'm sorry to have to inform you that your message could not
+be delivered to one or more recipients. It's attached below.
+
+<kijitora@example.jp> (expanded from <sales@example.org>): host
+    mx.example.jp[192.0.2.1] said: 550 5.1.1 <kijitora@example.jp>: Recipient
+    address rejected: User unknown (in reply to RCPT TO command)
+""",
+        ),
+        [("kijitora@example.jp", 550, "5.1.1")],
+    ),
+    # Whom to write to for help is no recipient.
+    "a contact address is no recipient": (
+        message(
+            """
+From: MAILER-DAEMON@mx.example.org
+To: sender@example.org
+Subject: Undeliverable mail
+""",
+            """
+Your message could not be delivered to the following recipient:
+
+kijitora@example.jp: 550 5.1.1 User unknown
+
+If you have questions, please contact postmaster@example.org or write to help@example.org.
+""",
+        ),
+        [("kijitora@example.jp", 550, "5.1.1")],
+    ),
+    # fml, a mailing-list manager, refuses a post: the list's address failed.
+    "fml: a loop alert": (
+        message(
+            """
+From: cats-admin@ml.example.jp
+To: cats-admin@ml.example.jp
+Subject: Loop Alert: Duplicated Message-ID (cats ML)
+Message-Id: <201704292334.FML00002.cats@ml.example.jp>
+X-MLServer: fml [fml 4.0.3 release (20011202/4.0.3)]
+""",
+            """
+Duplicated Message-ID in <cats@ml.example.jp>.
+
+Original mail as follows:
+
+   From: <sironeko@example.org>
+   To: <cats@ml.example.jp>
+""",
+        ),
+        [("cats@ml.example.jp", None, "5.4.6")],
+    ),
+    "fml: a post from a non-member": (
+        message(
+            """
+From: cats-admin@ml.example.jp
+To: sironeko@example.org
+Subject: NOT MEMBER article from sironeko@example.org (cats ML)
+Message-Id: <201704292334.FML00001.cats@ml.example.jp>
+X-MLServer: fml [fml 4.0.3 release (20011202/4.0.3)]
+""",
+            """
+You are not a member of this mailing list <cats@ml.example.jp>.
+
+Original mail as follows:
+
+   From: <sironeko@example.org>
+""",
+        ),
+        [("cats@ml.example.jp", None, "5.7.1")],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+def test_a_format_gives_its_failed_recipients_code_and_status(name: str) -> None:
+    raw, expected = FORMATS[name]
+
+    report = parse(raw)
+
+    assert report.kind == "failure"
+    assert [(f.recipient, f.code, f.extended) for f in report.failures] == expected
+
+
+def test_a_mailing_list_message_that_refuses_nothing_is_no_failure() -> None:
+    raw = message(
+        """
+From: cats-admin@ml.example.jp
+To: sironeko@example.org
+Subject: Welcome to cats ML
+X-MLServer: fml [fml 4.0.3 release (20011202/4.0.3)]
+""",
+        """
+Welcome! You are now a member of the cats mailing list <cats@ml.example.jp>.
+""",
+    )
+
+    report = parse(raw)
+
+    assert report.failures == []
+
+
+def test_a_number_in_a_notice_s_opening_is_no_reply_code() -> None:
+    # Only a code with its status, or a code opening a line, is the notice's statement of the error.
+    raw = message(
+        """
+From: MAILER-DAEMON@mx.example.org
+To: sender@example.org
+Subject: Returned mail: see transcript for details
+""",
+        """
+The message was received from port 465 at 10:20.
+
+   ----- The following addresses had permanent fatal errors -----
+kijitora@example.jp
+""",
+    )
+
+    report = parse(raw)
+
+    assert [(f.recipient, f.code, f.extended) for f in report.failures] == [
+        ("kijitora@example.jp", None, "5.0.0")
+    ]
