@@ -233,3 +233,52 @@ kijitora@example.jp
     assert [(f.recipient, f.code, f.extended) for f in report.failures] == [
         ("kijitora@example.jp", None, "5.0.0")
     ]
+
+
+def test_a_notice_in_russian_is_recognised_by_its_encoded_subject() -> None:
+    # Subject "Недоставленное сообщение" (undelivered message) as an RFC 2047 encoded word; no English.
+    raw = message(
+        """
+From: =?utf-8?b?0J/QvtGH0YLQvtCy0YvQuSDRgNC+0LHQvtGC?= <robot@mail.example.ru>
+To: sender@example.org
+Subject: =?utf-8?b?0J3QtdC00L7RgdGC0LDQstC70LXQvdC90L7QtSDRgdC+0L7QsdGJ0LXQvdC40LU=?=
+Content-Type: text/plain; charset=utf-8
+""",
+        """
+Ваше сообщение не может быть доставлено:
+
+ivan@example.ru
+    550 5.1.1 Пользователь не найден
+""",
+    )
+
+    report = parse(raw)
+
+    assert [(f.recipient, f.code, f.extended) for f in report.failures] == [("ivan@example.ru", 550, "5.1.1")]
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "=?utf-8?q?Automatische_Antwort=3A_Delivery_problem?=",  # German, encoded
+        "=?utf-8?b?6Ieq5Yqo5Zue5aSNOiBEZWxpdmVyeSBwcm9ibGVt?=",  # Chinese: 自动回复: Delivery problem
+        "Re: Delivery problem",  # a person's reply
+        "Fwd: Undeliverable parcel",  # a person's forward
+    ],
+)
+def test_an_auto_reply_or_a_person_s_reply_with_bounce_words_is_no_failure(subject: str) -> None:
+    raw = message(
+        f"""
+From: Jane Doe <jane@example.de>
+To: sender@example.org
+Subject: {subject}
+Content-Type: text/plain; charset=utf-8
+""",
+        """
+Thanks for your mail. For anything urgent, my colleague: office@example.de
+""",
+    )
+
+    report = parse(raw)
+
+    assert report.failures == []

@@ -10,6 +10,7 @@ message/rfc822 nesting and the number of parts are capped, and so is the number 
 from __future__ import annotations
 
 import email
+import email.header
 import email.parser
 import email.policy
 import html
@@ -69,9 +70,15 @@ _BOUNCE_SUBJECT = re.compile(
     r"nondeliver|non-deliver|unable to deliver|could not be delivered|mail system error|error|warning|"
     r"problem|unzustellbar|nicht zustellbar|non remis|non distribuable|non recapitabile|onbestelbaar|"
     r"niet afgeleverd|no entregado|no se pudo entregar|unknown|mailbox|quota|blocked|"
-    r"配信|送信エラー|エラー|未送達|退信|失败|失敗",
+    r"配信|送信エラー|エラー|未送達|退信|失败|失敗|"
+    r"não entregue|não foi possível entregar|devolvida|недостав|не доставлен|невозможно доставить|"
+    r"niedostarcz|olevererbar|kan inte levereras|ikke levert|kunne ikke leveres|ikke leveret|"
+    r"nedoručiteln|kézbesíthetetlen|teslim edilemedi|toimitus epäonnistui|전송 실패|반송",
     re.IGNORECASE,
 )
+# A reply or a forward ("Re:", "Fwd:", "AW:", "WG:", "TR:", "SV:", "VS:"): a person's mail, whatever
+# its subject says ("Re: problem with the delivery").
+_REPLY_PREFIX = re.compile(r"^\s*(?:re|fwd?|aw|wg|tr|sv|vs|antw|rif)\s*(?:\[\d+\])?\s*:", re.IGNORECASE)
 _BOUNCE_TEXT = re.compile(
     r"could not be delivered|couldn't be delivered|was not delivered|wasn't delivered|undeliverable|"
     r"unable to deliver|delivery (?:has |to the following .{0,30})?failed|failed permanently|"
@@ -83,7 +90,10 @@ _BOUNCE_TEXT = re.compile(
 )
 _AUTOREPLY_SUBJECT = re.compile(
     r"^\s*(?:auto(?:matic)?[ -]?(?:reply|response|antwort)|auto:|out of (?:the )?office|vacation|"
-    r"abwesenheit|absence|r[ée]ponse automatique|autoreply|autoresponse|away from)",
+    r"abwesenheit|abwesend|absence|absent|r[ée]ponse automatique|autoreply|autoresponse|away from|"
+    r"automatische antwort|automatisch antwoord|risposta automatica|respuesta autom[áa]tica|"
+    r"resposta autom[áa]tica|fuera de la oficina|autosvar|automaattinen vastaus|automatyczna odpowied[źz]|"
+    r"автоматический ответ|自動応答|自動返信|自动回复|自動回覆)",
     re.IGNORECASE,
 )
 # A mailing-list manager's refusal of a post (fml's "Loop Alert: Duplicated Message-ID", "NOT MEMBER
@@ -323,14 +333,14 @@ def _looks_like_bounce(message: Message, notice: str) -> bool:
     if message.get("X-Failed-Recipients"):
         return True
     sender = str(message.get("From", "")) + " " + str(message.get("Return-Path", ""))
-    subject = str(message.get("Subject", ""))
+    subject = _subject(message)
     if _AUTOREPLY_SUBJECT.search(subject):
         return False
     if message.get("X-MLServer") and _LIST_REFUSAL.search(subject + "\n" + notice[:8192]):
         return True
     return bool(
         _BOUNCE_SENDER.search(sender)
-        or _BOUNCE_SUBJECT.search(subject)
+        or (_BOUNCE_SUBJECT.search(subject) and not _REPLY_PREFIX.match(subject))
         or _BOUNCE_TEXT.search(notices.cut_original(notice[:8192]))
     )
 
@@ -342,8 +352,19 @@ def _is_autoreply(message: Message) -> bool:
         or message.get("X-Autoreply")
         or message.get("X-Autorespond")
         or str(message.get("Precedence", "")).lower() == "auto_reply"
-        or _AUTOREPLY_SUBJECT.search(str(message.get("Subject", "")))
+        or _AUTOREPLY_SUBJECT.search(_subject(message))
     )
+
+
+def _subject(message: Message) -> str:
+    """The Subject with its encoded words (RFC 2047) decoded: "=?utf-8?b?...?=" says "Unzustellbar"."""
+    value = str(message.get("Subject", ""))
+    if "=?" not in value:
+        return value
+    try:
+        return str(email.header.make_header(email.header.decode_header(value)))
+    except (ValueError, LookupError, UnicodeError):  # a broken encoded word: read as it stands
+        return value
 
 
 def _own_addresses(message: Message, parts: _Parts) -> set[str]:
