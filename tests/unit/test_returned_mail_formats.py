@@ -282,3 +282,40 @@ Thanks for your mail. For anything urgent, my colleague: office@example.de
     report = parse(raw)
 
     assert report.failures == []
+
+
+def test_a_complaint_without_an_arf_part_is_abuse() -> None:
+    # Hotmail's JMRP: no message/feedback-report, the complained-of mail attached as message/rfc822.
+    raw = message(
+        """
+From: staff@hotmail.com
+To: complaints@example.org
+Subject: complaint about message from 192.0.2.10
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="jmrp"
+""",
+        """
+--jmrp
+Content-Type: text/plain; charset=us-ascii
+
+This is an email abuse report for an email message received from IP 192.0.2.10.
+
+--jmrp
+Content-Type: message/rfc822
+
+From: sender@example.org
+To: jane@hotmail.example
+Subject: Our offers
+Message-ID: <offer-1@example.org>
+
+Buy now.
+--jmrp--
+""",
+    )
+
+    report = parse(raw)
+
+    assert report.kind == "abuse"
+    assert report.failures == []
+    assert report.complainant == "jane@hotmail.example"
+    assert report.original_message_id == "<offer-1@example.org>"
