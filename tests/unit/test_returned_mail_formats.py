@@ -319,3 +319,27 @@ Buy now.
     assert report.failures == []
     assert report.complainant == "jane@hotmail.example"
     assert report.original_message_id == "<offer-1@example.org>"
+
+
+def test_an_html_notice_keeps_one_line_per_recipient() -> None:
+    # An HTML-only notice: each recipient's code stands before it, on its own paragraph.
+    raw = message(
+        """
+From: postmaster@mail.example.com
+To: sender@example.org
+Subject: Undeliverable: Hello
+Content-Type: text/html; charset=utf-8
+""",
+        "<html><head><style>p { margin: 450px; }</style></head><body>"
+        "<p>Your message could not be delivered to these recipients:</p>"
+        "<p>550 5.1.1 &lt;kijitora@example.jp&gt;: User unknown</p>"
+        "<p>552 5.2.2 &lt;mikeneko@example.jp&gt;: Mailbox full</p>"
+        "</body></html>",
+    )
+
+    report = parse(raw)
+
+    assert [(f.recipient, f.code, f.extended) for f in report.failures] == [
+        ("kijitora@example.jp", 550, "5.1.1"),
+        ("mikeneko@example.jp", 552, "5.2.2"),
+    ]

@@ -105,6 +105,9 @@ _LIST_REFUSAL = re.compile(
     re.IGNORECASE,
 )
 _TAG = re.compile(r"<[^>]*>")
+# An HTML notice's lines: what a browser would break a line at, so each recipient keeps its own line.
+_LINE_TAG = re.compile(r"<(?:br|/?p|/?div|/?tr|/?li|/?h\d|/?table|/?blockquote)\b[^>]*>", re.IGNORECASE)
+_UNSEEN = re.compile(r"<(style|script|head|title)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _JSON_HINT = re.compile(r'"bouncedRecipients"|"bounceType"|"complainedRecipients"|"smtpResponse"')
 _SUCCESS = re.compile(r"\b(2\d\d)[ -]?(2\.\d{1,3}\.\d{1,3})?")
 
@@ -330,7 +333,8 @@ def _status(field_value: str, from_diagnostic: str | None) -> str | None:
 def _notice_text(parts: _Parts) -> str:
     text = "\n".join(parts.texts)
     if not text.strip() and parts.htmls:
-        text = html.unescape(_TAG.sub(" ", "\n".join(parts.htmls)))
+        markup = _UNSEEN.sub(" ", "\n".join(parts.htmls))
+        text = html.unescape(_TAG.sub(" ", _LINE_TAG.sub("\n", markup)))
     return text[:MAX_NOTICE_CHARS]
 
 
