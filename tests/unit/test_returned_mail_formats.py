@@ -141,6 +141,22 @@ If you have questions, please contact postmaster@example.org or write to help@ex
         ),
         [("kijitora@example.jp", 550, "5.1.1")],
     ),
+    # A reply code that ends its line, in a message with CRLF line ends (as mail travels).
+    "a reply code at the end of a CRLF line": (
+        message(
+            """
+From: MAILER-DAEMON@mx.example.org
+To: sender@example.org
+Subject: Undeliverable mail
+""",
+            """
+Your message could not be delivered.
+
+<kijitora@example.jp>: the remote server answered 550
+""",
+        ),
+        [("kijitora@example.jp", 550, None)],
+    ),
     # fml, a mailing-list manager, refuses a post: the list's address failed.
     "fml: a loop alert": (
         message(
@@ -342,4 +358,43 @@ Content-Type: text/html; charset=utf-8
     assert [(f.recipient, f.code, f.extended) for f in report.failures] == [
         ("kijitora@example.jp", 550, "5.1.1"),
         ("mikeneko@example.jp", 552, "5.2.2"),
+    ]
+
+
+SENDMAIL_TRANSCRIPT = """
+From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.org>
+To: sender@example.org
+Subject: Returned mail: Remote protocol error
+
+   ----- Transcript of session follows -----
+While talking to mx.example.jp:
+>>> {command}
+<<< {reply}
+554 <kijitora@example.jp>... Remote protocol error
+554 <mikeneko@example.net>... 550 Host unknown (Authoritative answer from name server)
+
+   ----- Unsent message follows -----
+"""
+
+
+@pytest.mark.parametrize(
+    ("command", "reply", "first"),
+    [
+        # The host's reply to DATA is the recipient's code; sendmail's "554 ..." is its own summary.
+        ("DATA", "552 5.3.4 Message too big for this host", (552, "5.3.4")),
+        # A reply to MAIL is about the sender: then sendmail's summary of each recipient stands.
+        ("MAIL From:<sender@example.org>", "501 5.1.7 Bad sender address", (554, None)),
+    ],
+)
+def test_a_sendmail_transcript_gives_the_host_s_reply_over_sendmail_s_summary(
+    command: str, reply: str, first: tuple[int, str | None]
+) -> None:
+    headers, body = SENDMAIL_TRANSCRIPT.format(command=command, reply=reply).split("\n\n", 1)
+
+    report = parse(message(headers, body))
+
+    assert [(f.recipient, f.code, f.extended) for f in report.failures] == [
+        ("kijitora@example.jp", *first),
+        # The summary that quotes a code of its own keeps it.
+        ("mikeneko@example.net", 550, None),
     ]

@@ -31,7 +31,7 @@ ADDRESS = re.compile(
 # Exchange writes a "#" before them ("#550 5.1.10 RESOLVER.ADR.RecipientNotFound").
 _CODE_AND_STATUS = re.compile(r"(?<![\w.-])#?([45]\d\d)[ -]['\"]?#?([45]\.\d{1,3}\.\d{1,3})(?![\d]|\.\d)")
 _STATUS = re.compile(r"(?<![\w.-])#?([45]\.\d{1,3}\.\d{1,3})(?![\d]|\.\d)")
-_CODE = re.compile(r"(?<![\w.#=/-])([45][0-5]\d)(?=[ -][^\d]|[ .:,)\]]|$)", re.MULTILINE)
+_CODE = re.compile(r"(?<![\w.#=/-])([45][0-5]\d)(?=[ -][^\d]|[ .:,)\]\r]|$)", re.MULTILINE)
 _SPACES = re.compile(r"\s+")
 
 # Words a block uses when it carries no code, as (pattern, status); first match wins. The status is RFC
@@ -211,6 +211,40 @@ def _stated_above(context: str) -> tuple[int, str | None, str] | None:
     line = context[line_start : len(context) if line_end < 0 else line_end].strip()
     status = found.group(2) if found.re is _CODE_AND_STATUS else None
     return int(found.group(1)), status, line
+
+
+# Sendmail's transcript: "While talking to HOST:" opens a session, ">>>" lines are what sendmail sent and
+# "<<<" lines what the host replied; "554 <jane@example.com>... Remote protocol error" is sendmail's own
+# summary of the recipient. The host's reply is the one that tells.
+_SESSION = re.compile(r"while talking to ([\w.-]+?)\.?:[ \t\r]*$", re.IGNORECASE | re.MULTILINE)
+_REMOTE_REPLY = re.compile(r"^<<<[ \t]*[45]\d\d\b.*$", re.MULTILINE)
+# Only a reply to RCPT or DATA is about the recipient or the message; one to MAIL is about the sender,
+# and then sendmail's summary of each recipient stands.
+_RECIPIENT_REPLY = re.compile(r"^>>>[ \t]*(?:RCPT|DATA)\b.*\r?\n(<<<[ \t]*[45]\d\d\b.*)$", re.I | re.M)
+_SUMMARY = re.compile(r"^[ \t]*[45]\d\d[ \t]+<?")
+
+
+def remote_reply(text: str, address: str, block: str) -> tuple[int | None, str | None] | None:
+    """The reply (to RCPT or DATA) of the host a sendmail transcript talked to for `address` (its
+    domain or a host of it), when the recipient's block is only sendmail's summary line
+    ("554 <addr>... Remote protocol error") with no reply of its own."""
+    if "<<<" not in text or not _SUMMARY.match(block) or _REMOTE_REPLY.search(block):
+        return None
+    line = block.split("\n", 1)[0]
+    at = line.lower().find(address)
+    if at < 0 or _codes(line[at + len(address) :]) is not None:  # the summary quotes the reply itself
+        return None
+    domain = address.rsplit("@", 1)[-1]
+    sessions = list(_SESSION.finditer(text))
+    for index, session in enumerate(sessions):
+        host = session.group(1).lower()
+        if host != domain and not host.endswith("." + domain):
+            continue
+        end = sessions[index + 1].start() if index + 1 < len(sessions) else len(text)
+        reply = _RECIPIENT_REPLY.search(text, session.end(), end)
+        if reply is not None:
+            return _codes(reply.group(1))
+    return None
 
 
 def underlying(block: str) -> tuple[int | None, str] | None:

@@ -425,6 +425,11 @@ def _read_notice(message: Message, parts: _Parts, notice: str, report: Report) -
     context = text[: found[0][1]] if found else text
     for address, block in notices.blocks(text, found[:MAX_RECIPIENTS]):
         diagnosis = notices.diagnose(block, context, address)
+        reply = notices.remote_reply(text, address, block)
+        if reply is not None and reply[0] is not None:
+            klass = str(reply[0])[0]
+            extended = reply[1] or (diagnosis.extended if (diagnosis.extended or "")[:1] == klass else None)
+            diagnosis = notices.Diagnosis(reply[0], extended, diagnosis.description)
         if diagnosis.code is None and diagnosis.extended is None:
             continue
         if (diagnosis.extended or str(diagnosis.code))[:1] not in "45":
