@@ -61,6 +61,24 @@ Original Message:
         ),
         [("5555550100@vtext.com", 550, None)],
     ),
+    # Verizon's picture-message gateway names the recipient only in its recap of the message.
+    "verizon: the recipient in the notice's recap": (
+        message(
+            """
+From: sysadmin@mms.vzwpix.example
+To: sender@example.org
+Subject: Undeliverable Message
+""",
+            """
+Message could not be delivered to mobile.
+Error: No valid recipients for this MM
+To: 5555550100@vzwpix.example
+From: sender@example.org
+Subject: Hello
+""",
+        ),
+        [("5555550100@vzwpix.example", None, "5.1.1")],
+    ),
     # Exchange's text NDR writes "#550 5.1.10" under "Diagnostic information for administrators".
     "exchange: '#' before the reply code": (
         message(
@@ -398,3 +416,24 @@ def test_a_sendmail_transcript_gives_the_host_s_reply_over_sendmail_s_summary(
         # The summary that quotes a code of its own keeps it.
         ("mikeneko@example.net", 550, None),
     ]
+
+
+def test_a_person_s_mail_with_bounce_words_and_a_recap_is_no_failure() -> None:
+    # The recap's "To:" names a recipient only in a message whose sender or subject says it is a bounce.
+    raw = message(
+        """
+From: Jane Doe <jane@example.de>
+To: sender@example.org
+Subject: Our parcel
+""",
+        """
+Your parcel could not be delivered, the courier says.
+
+To: bob@example.de
+Subject: parcel
+""",
+    )
+
+    report = parse(raw)
+
+    assert report.failures == []

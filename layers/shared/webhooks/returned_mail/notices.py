@@ -46,7 +46,7 @@ _WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         ),
         (
             r"user unknown|unknown user|no such (?:user|mailbox|recipient|address)|does not exist|"
-            r"doesn't exist|not a valid (?:mailbox|recipient|user)|"
+            r"doesn't exist|not a valid (?:mailbox|recipient|user)|no valid recipient|"
             r"invalid (?:mailbox|recipient|address|user)|"
             r"unknown (?:recipient|mailbox|address|local.?part)|recipient (?:address )?rejected|"
             r"no mailbox|mailbox unavailable|address (?:is )?(?:unknown|invalid|rejected)|"

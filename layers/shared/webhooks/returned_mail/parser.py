@@ -341,16 +341,21 @@ def _notice_text(parts: _Parts) -> str:
 def _looks_like_bounce(message: Message, notice: str) -> bool:
     if message.get("X-Failed-Recipients"):
         return True
-    sender = str(message.get("From", "")) + " " + str(message.get("Return-Path", ""))
     subject = _subject(message)
     if _AUTOREPLY_SUBJECT.search(subject):
         return False
     if message.get("X-MLServer") and _LIST_REFUSAL.search(subject + "\n" + notice[:8192]):
         return True
+    return _bounce_headers(message) or bool(_BOUNCE_TEXT.search(notices.cut_original(notice[:8192])))
+
+
+def _bounce_headers(message: Message) -> bool:
+    """Whether the sender or the subject says the message is a bounce."""
+    sender = str(message.get("From", "")) + " " + str(message.get("Return-Path", ""))
+    subject = _subject(message)
     return bool(
         _BOUNCE_SENDER.search(sender)
         or (_BOUNCE_SUBJECT.search(subject) and not _REPLY_PREFIX.match(subject))
-        or _BOUNCE_TEXT.search(notices.cut_original(notice[:8192]))
     )
 
 
@@ -418,8 +423,13 @@ def _read_notice(message: Message, parts: _Parts, notice: str, report: Report) -
         found = [(address, positions.get(address, len(text))) for address in dict.fromkeys(hinted)]
         found.sort(key=lambda item: item[1])
     if not found:
-        # The notice names nobody: the recipient of the returned copy is the one, when it has one.
+        # The notice names nobody: the recipient of the returned copy is the one, when it has one; else
+        # the one its own recap of the message names ("To: ..."), when its headers say it is a bounce.
         to = [m.group(0).lower() for m in notices.ADDRESS.finditer(_original_to(parts, notice))]
+        if not to and _bounce_headers(message):
+            recap = _TO_LINE.search(text)
+            to = [m.group(0).lower() for m in notices.ADDRESS.finditer(recap.group(1) if recap else "")]
+            to = [address for address in to if address not in excluded]
         if len(set(to)) == 1:
             found = [(to[0], 0)]
     context = text[: found[0][1]] if found else text
@@ -437,7 +447,7 @@ def _read_notice(message: Message, parts: _Parts, notice: str, report: Report) -
         report.failures.append(Failure(address, diagnosis.code, diagnosis.extended, diagnosis.description))
 
 
-_TO_LINE = re.compile(r"^To:[ \t]*(.*)$", re.IGNORECASE | re.MULTILINE)
+_TO_LINE = re.compile(r"^[ \t]*To:[ \t]*(.*)$", re.IGNORECASE | re.MULTILINE)
 
 
 def _original_to(parts: _Parts, notice: str) -> str:
