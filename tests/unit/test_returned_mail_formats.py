@@ -437,3 +437,36 @@ Subject: parcel
     report = parse(raw)
 
     assert report.failures == []
+
+
+def test_a_read_receipt_is_no_failure() -> None:
+    # RFC 8098: "deleted without being read" is what the reader did, not a failed delivery.
+    raw = message(
+        """
+From: Mail System <postmaster@example.jp>
+To: sender@example.org
+Subject: Not read: Hello
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=disposition-notification; boundary="mdn"
+""",
+        """
+--mdn
+Content-Type: text/plain
+
+Your message to kijitora@example.jp was deleted without being read; delivery failed to reach the reader.
+
+--mdn
+Content-Type: message/disposition-notification
+
+Reporting-UA: mail.example.jp; Webmail
+Final-Recipient: rfc822; kijitora@example.jp
+Disposition: manual-action/MDN-sent-manually; deleted
+
+--mdn--
+""",
+    )
+
+    report = parse(raw)
+
+    assert report.failures == []
+    assert report.kind == "other"

@@ -135,6 +135,9 @@ def _parse(raw: bytes) -> Report:
         report.kind = "abuse"
         report.complainant = _complainant(parts)
         return report
+    if parts.report_type == "disposition-notification" and not parts.dsn:
+        # A read receipt (RFC 8098): the mail was delivered, whatever became of it afterwards.
+        return report
     if not parts.dsn and _DSN_IN_TEXT.search(notice):
         parts.dsn = _status_blocks_of(notice[_DSN_IN_TEXT.search(notice).start() :])  # type: ignore[union-attr]
     if parts.dsn and _read_dsn(parts.dsn, report):
