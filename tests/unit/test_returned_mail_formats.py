@@ -175,6 +175,22 @@ Your message could not be delivered.
         ),
         [("kijitora@example.jp", 550, None)],
     ),
+    # A version number is no status: a status's subject is one digit.
+    "a version number is no status": (
+        message(
+            """
+From: MAILER-DAEMON@mx.example.org
+To: sender@example.org
+Subject: Undeliverable mail
+""",
+            """
+Your message could not be delivered.
+
+<kijitora@example.jp>: mx.example.jp (Exim 4.94.2) said: 550 Unknown user
+""",
+        ),
+        [("kijitora@example.jp", 550, None)],
+    ),
     # fml, a mailing-list manager, refuses a post: the list's address failed.
     "fml: a loop alert": (
         message(

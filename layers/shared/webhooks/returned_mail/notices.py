@@ -29,8 +29,9 @@ ADDRESS = re.compile(
 )
 # "550 5.1.1", "550-5.1.1", "550 #5.1.1": the reply code and the status as one.
 # Exchange writes a "#" before them ("#550 5.1.10 RESOLVER.ADR.RecipientNotFound").
-_CODE_AND_STATUS = re.compile(r"(?<![\w.-])#?([45]\d\d)[ -]['\"]?#?([45]\.\d{1,3}\.\d{1,3})(?![\d]|\.\d)")
-_STATUS = re.compile(r"(?<![\w.-])#?([45]\.\d{1,3}\.\d{1,3})(?![\d]|\.\d)")
+# A status's subject is one digit (RFC 3463's registry: 0 to 7): "Exim 4.94.2" is a version, no status.
+_CODE_AND_STATUS = re.compile(r"(?<![\w.-])#?([45]\d\d)[ -]['\"]?#?([45]\.\d\.\d{1,3})(?![\d]|\.\d)")
+_STATUS = re.compile(r"(?<![\w.-])#?([45]\.\d\.\d{1,3})(?![\d]|\.\d)")
 _CODE = re.compile(r"(?<![\w.#=/-])([45][0-5]\d)(?=[ -][^\d]|[ .:,)\]\r]|$)", re.MULTILINE)
 _SPACES = re.compile(r"\s+")
 
