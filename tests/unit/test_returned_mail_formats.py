@@ -486,3 +486,27 @@ Disposition: manual-action/MDN-sent-manually; deleted
 
     assert report.failures == []
     assert report.kind == "other"
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["X-Apple-Action: vacation", "Precedence: auto_reply", "X-Auto-Response-Suppress: OOF, AutoReply"],
+)
+def test_an_auto_reply_known_by_its_headers_is_no_failure(header: str) -> None:
+    # An auto-reply whose subject is the original's and whose text has a bounce's words.
+    raw = message(
+        f"""
+From: Jane Doe <jane@example.de>
+To: sender@example.org
+Subject: Your order
+{header}
+""",
+        """
+I am away until Monday and my mailbox is full. Mail Bob: bob@example.de
+""",
+    )
+
+    report = parse(raw)
+
+    assert report.failures == []
+    assert report.kind == "autoreply"

@@ -347,6 +347,9 @@ def _looks_like_bounce(message: Message, notice: str) -> bool:
     subject = _subject(message)
     if _AUTOREPLY_SUBJECT.search(subject):
         return False
+    sender = str(message.get("From", "")) + " " + str(message.get("Return-Path", ""))
+    if _replies_itself(message) and not _BOUNCE_SENDER.search(sender):
+        return False
     if message.get("X-MLServer") and _LIST_REFUSAL.search(subject + "\n" + notice[:8192]):
         return True
     return _bounce_headers(message) or bool(_BOUNCE_TEXT.search(notices.cut_original(notice[:8192])))
@@ -379,11 +382,23 @@ def _is_complaint(message: Message, notice: str) -> bool:
 def _is_autoreply(message: Message) -> bool:
     auto = str(message.get("Auto-Submitted", "")).lower()
     return bool(
-        (auto and auto != "no")
-        or message.get("X-Autoreply")
+        (auto and auto != "no") or _replies_itself(message) or _AUTOREPLY_SUBJECT.search(_subject(message))
+    )
+
+
+_SUPPRESS_AUTOREPLY = re.compile(r"\b(?:oof|autoreply)\b", re.IGNORECASE)
+
+
+def _replies_itself(message: Message) -> bool:
+    """Headers only an auto-responder writes (RFC 3834's Auto-Submitted aside, which Exim's bounces
+    carry too): X-Autoreply, Precedence: auto_reply, Apple's X-Apple-Action: vacation, Exchange's
+    X-Auto-Response-Suppress naming OOF or AutoReply."""
+    return bool(
+        message.get("X-Autoreply")
         or message.get("X-Autorespond")
-        or str(message.get("Precedence", "")).lower() == "auto_reply"
-        or _AUTOREPLY_SUBJECT.search(_subject(message))
+        or str(message.get("Precedence", "")).strip().lower() == "auto_reply"
+        or str(message.get("X-Apple-Action", "")).strip().lower() == "vacation"
+        or _SUPPRESS_AUTOREPLY.search(str(message.get("X-Auto-Response-Suppress", "")))
     )
 
 
