@@ -510,3 +510,40 @@ I am away until Monday and my mailbox is full. Mail Bob: bob@example.de
 
     assert report.failures == []
     assert report.kind == "autoreply"
+
+
+@pytest.mark.parametrize("action", ["undeliverable", "bounced", "rejected"])
+def test_a_dsn_action_some_mtas_write_instead_of_failed_is_a_failure(action: str) -> None:
+    raw = message(
+        """
+From: Mail Delivery System <MAILER-DAEMON@mx.example.org>
+To: sender@example.org
+Subject: Notice
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="dsn"
+""",
+        f"""
+--dsn
+Content-Type: text/plain
+
+See the report below.
+
+--dsn
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.org
+
+Final-Recipient: rfc822; kijitora@example.jp
+Action: {action}
+Status: 5.2.2
+Diagnostic-Code: smtp; 552 5.2.2 Mailbox full
+
+--dsn--
+""",
+    )
+
+    report = parse(raw)
+
+    assert [(f.recipient, f.code, f.extended) for f in report.failures] == [
+        ("kijitora@example.jp", 552, "5.2.2")
+    ]

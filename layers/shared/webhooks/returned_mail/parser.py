@@ -284,7 +284,9 @@ def _recipient_records(blocks: list[Message]) -> list[dict[str, str]]:
     return [r for r in records if r.get("final-recipient") or r.get("original-recipient")]
 
 
-_DEFINITE = re.compile(r"\s*(?:fail|delay|deliver|relay|expand)", re.IGNORECASE)
+_DEFINITE = re.compile(r"\s*(?:fail|delay|deliver|relay|expand|undeliver|bounce|reject|error)", re.IGNORECASE)
+# RFC 3464's "failed" and "delayed", and the words some MTAs write instead ("Action: undeliverable").
+_FAILED_ACTIONS = ("fail", "delay", "undeliver", "bounce", "reject", "error")
 _PER_RECIPIENT = frozenset({"final-recipient", "original-recipient", "action", "status"})
 
 
@@ -315,7 +317,7 @@ def _read_dsn(blocks: list[Message], report: Report) -> int:
         klass = (status or str(code or ""))[:1]
         if action.startswith("deliver") or (not action and klass == "2"):
             report.delivered.append(entry)
-        elif (action.startswith(("fail", "delay")) or not action) and klass in ("4", "5"):
+        elif (action.startswith(_FAILED_ACTIONS) or not action) and klass in ("4", "5"):
             # A delayed recipient is a transient failure (a 4.x.x status): the MTA is still trying.
             report.failures.append(entry)
     return len(records)
