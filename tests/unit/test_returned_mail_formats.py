@@ -372,7 +372,8 @@ Buy now.
 
 
 def test_an_html_notice_keeps_one_line_per_recipient() -> None:
-    # An HTML-only notice: each recipient's code stands before it, on its own paragraph.
+    # An HTML-only notice: each recipient's code stands before it, on its own paragraph; what the
+    # style sheet says is not text.
     raw = message(
         """
 From: postmaster@mail.example.com
@@ -380,7 +381,7 @@ To: sender@example.org
 Subject: Undeliverable: Hello
 Content-Type: text/html; charset=utf-8
 """,
-        "<html><head><style>p { margin: 450px; }</style></head><body>"
+        "<html><head><style>p { margin: 450px; } /* by ops@example.net */</style></head><body>"
         "<p>Your message could not be delivered to these recipients:</p>"
         "<p>550 5.1.1 &lt;kijitora@example.jp&gt;: User unknown</p>"
         "<p>552 5.2.2 &lt;mikeneko@example.jp&gt;: Mailbox full</p>"

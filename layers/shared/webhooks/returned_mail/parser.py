@@ -104,10 +104,11 @@ _LIST_REFUSAL = re.compile(
     r"fml system error",
     re.IGNORECASE,
 )
-_TAG = re.compile(r"<[^>]*>")
+# No tag holds a "<": so a run of them costs linear time, not quadratic.
+_TAG = re.compile(r"<[^<>]*>")
 # An HTML notice's lines: what a browser would break a line at, so each recipient keeps its own line.
-_LINE_TAG = re.compile(r"<(?:br|/?p|/?div|/?tr|/?li|/?h\d|/?table|/?blockquote)\b[^>]*>", re.IGNORECASE)
-_UNSEEN = re.compile(r"<(style|script|head|title)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_LINE_TAG = re.compile(r"<(?:br|/?p|/?div|/?tr|/?li|/?h\d|/?table|/?blockquote)\b[^<>]*>", re.IGNORECASE)
+_UNSEEN = re.compile(r"<(style|script|head|title)\b", re.IGNORECASE)
 _JSON_HINT = re.compile(r'"bouncedRecipients"|"bounceType"|"complainedRecipients"|"smtpResponse"')
 _SUCCESS = re.compile(r"\b(2\d\d)[ -]?(2\.\d{1,3}\.\d{1,3})?")
 
@@ -338,9 +339,26 @@ def _status(field_value: str, from_diagnostic: str | None) -> str | None:
 def _notice_text(parts: _Parts) -> str:
     text = "\n".join(parts.texts)
     if not text.strip() and parts.htmls:
-        markup = _UNSEEN.sub(" ", "\n".join(parts.htmls))
+        markup = _visible("\n".join(parts.htmls))
         text = html.unescape(_TAG.sub(" ", _LINE_TAG.sub("\n", markup)))
     return text[:MAX_NOTICE_CHARS]
+
+
+def _visible(markup: str) -> str:
+    """HTML without what a browser does not show (style, script, head, title): one pass, each element
+    skipped to its closing tag (an unclosed one hides the rest)."""
+    lower = markup.lower()
+    shown: list[str] = []
+    position = 0
+    while (opening := _UNSEEN.search(lower, position)) is not None:
+        shown.append(markup[position : opening.start()])
+        closing = lower.find("</" + opening.group(1), opening.end())
+        end = lower.find(">", closing) if closing >= 0 else -1
+        if end < 0:
+            return " ".join(shown)
+        position = end + 1
+    shown.append(markup[position:])
+    return " ".join(shown)
 
 
 def _looks_like_bounce(message: Message, notice: str) -> bool:
