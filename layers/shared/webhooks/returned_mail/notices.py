@@ -9,6 +9,7 @@ names a vendor.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -240,16 +241,24 @@ def remote_reply(text: str, address: str, block: str) -> tuple[int | None, str |
     if at < 0 or _codes(line[at + len(address) :]) is not None:  # the summary quotes the reply itself
         return None
     domain = address.rsplit("@", 1)[-1]
-    sessions = list(_SESSION.finditer(text))
-    for index, session in enumerate(sessions):
-        host = session.group(1).lower()
+    for host, start, end in _sessions(text):
         if host != domain and not host.endswith("." + domain):
             continue
-        end = sessions[index + 1].start() if index + 1 < len(sessions) else len(text)
-        reply = _RECIPIENT_REPLY.search(text, session.end(), end)
+        reply = _RECIPIENT_REPLY.search(text, start, end)
         if reply is not None:
             return _codes(reply.group(1))
     return None
+
+
+@functools.lru_cache(maxsize=4)
+def _sessions(text: str) -> tuple[tuple[str, int, int], ...]:
+    """(host, where its session's lines start, where they end) of each "While talking to HOST:"; found
+    once per notice, not once per recipient."""
+    found = list(_SESSION.finditer(text))
+    ends = [session.start() for session in found[1:]] + [len(text)]
+    return tuple(
+        (session.group(1).lower(), session.end(), end) for session, end in zip(found, ends, strict=True)
+    )
 
 
 def underlying(block: str) -> tuple[int | None, str] | None:
