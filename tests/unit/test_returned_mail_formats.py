@@ -548,3 +548,40 @@ Diagnostic-Code: smtp; 552 5.2.2 Mailbox full
     assert [(f.recipient, f.code, f.extended) for f in report.failures] == [
         ("kijitora@example.jp", 552, "5.2.2")
     ]
+
+
+@pytest.mark.parametrize(
+    ("words", "status"),
+    [
+        # Exim's and Sisimai's wordings without a code, read as RFC 3463 says.
+        ("Mailaddress is administratively disabled", "5.2.1"),
+        ("This account has been suspended", "5.2.1"),
+        ("an MX or SRV record indicated no SMTP service", "5.1.10"),
+        ("malformed address: @ may not follow <jane", "5.1.3"),
+        ("user not found", "5.1.1"),
+        ('Too many "Received" headers - suspected mail loop', "5.4.6"),
+    ],
+)
+def test_a_notice_s_words_say_the_status_when_it_carries_none(words: str, status: str) -> None:
+    raw = message(
+        """
+From: Mail Delivery System <Mailer-Daemon@mx.example.org>
+To: sender@example.org
+Subject: Mail delivery failed: returning message to sender
+""",
+        f"""
+This message was created automatically by mail delivery software.
+
+A message that you sent could not be delivered to one or more of its
+recipients. This is a permanent error. The following address(es) failed:
+
+  kijitora@example.jp
+    {words}
+""",
+    )
+
+    report = parse(raw)
+
+    assert [(f.recipient, f.code, f.extended) for f in report.failures] == [
+        ("kijitora@example.jp", None, status)
+    ]

@@ -47,13 +47,25 @@ _WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
             "5.2.2",
         ),
         (
-            r"user unknown|unknown user|no such (?:user|mailbox|recipient|address)|does not exist|"
+            r"account (?:is |has been )?(?:disabled|inactive|suspended|expired|locked|frozen)|"
+            r"administrativ?ely disabled|mailbox (?:is )?(?:disabled|inactive|suspended)",
+            "5.2.1",
+        ),
+        (r"null mx|indicated no smtp service", "5.1.10"),
+        (
+            r"malformed address|angle-brackets nested|domain missing in source-routed|"
+            r"bad address syntax|invalid address syntax",
+            "5.1.3",
+        ),
+        (
+            r"user unknown|unknown user|user not found|no such (?:user|mailbox|recipient|address)|"
+            r"does not exist|"
             r"doesn't exist|not a valid (?:mailbox|recipient|user)|no valid recipient|"
             r"invalid (?:mailbox|recipient|address|user)|"
             r"unknown (?:recipient|mailbox|address|local.?part)|recipient (?:address )?rejected|"
             r"no mailbox|mailbox unavailable|address (?:is )?(?:unknown|invalid|rejected)|"
-            r"user (?:doesn't|does not) have|not our customer|no such person|account (?:is )?(?:disabled|"
-            r"inactive|suspended|expired)|not listed in|was not found|unrouteable address",
+            r"user (?:doesn't|does not) have|not our customer|no such person|not listed in|was not found|"
+            r"unrouteable address",
             "5.1.1",
         ),
         (
@@ -65,7 +77,7 @@ _WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"too (?:big|large)|size (?:limit|exceeds)|exceeds? (?:the )?(?:maximum|size)", "5.3.4"),
         (
             r"mail loop|loop (?:detected|alert|back warning)|loop condition|unix from loop|"
-            r"duplicated message-id|too many hops|hop count exceeded",
+            r"duplicated message-id|too many hops|hop count exceeded|too many \"?received\"? headers",
             "5.4.6",
         ),
         (
