@@ -12,6 +12,11 @@ def message(headers: str, body: str) -> bytes:
     return (headers.strip("\n") + "\n\n" + body.lstrip("\n")).replace("\n", "\r\n").encode()
 
 
+def from_daemon(subject: str, body: str) -> bytes:
+    """A notice from a MAILER-DAEMON to the sender."""
+    return message(f"From: MAILER-DAEMON@mx.example.org\nTo: sender@example.org\nSubject: {subject}\n", body)
+
+
 FORMATS = {
     # MailMarshal states the error once, above the recipients it concerns.
     "mailmarshal: the error above its recipients": (
@@ -105,12 +110,8 @@ kijitora@example.jp
     ),
     # RFC 3463 calls the 4.x.x class "persistent transient failure".
     "a persistent transient failure is temporary": (
-        message(
-            """
-From: MAILER-DAEMON@mx.example.org
-To: sender@example.org
-Subject: Undelivered Mail
-""",
+        from_daemon(
+            "Undelivered Mail",
             """
 Delivery to the following recipient is failing:
 
@@ -143,12 +144,8 @@ be delivered to one or more recipients. It's attached below.
     ),
     # Whom to write to for help is no recipient.
     "a contact address is no recipient": (
-        message(
-            """
-From: MAILER-DAEMON@mx.example.org
-To: sender@example.org
-Subject: Undeliverable mail
-""",
+        from_daemon(
+            "Undeliverable mail",
             """
 Your message could not be delivered to the following recipient:
 
@@ -161,12 +158,8 @@ If you have questions, please contact postmaster@example.org or write to help@ex
     ),
     # A reply code that ends its line, in a message with CRLF line ends (as mail travels).
     "a reply code at the end of a CRLF line": (
-        message(
-            """
-From: MAILER-DAEMON@mx.example.org
-To: sender@example.org
-Subject: Undeliverable mail
-""",
+        from_daemon(
+            "Undeliverable mail",
             """
 Your message could not be delivered.
 
@@ -177,12 +170,8 @@ Your message could not be delivered.
     ),
     # A version number is no status: a status's subject is one digit.
     "a version number is no status": (
-        message(
-            """
-From: MAILER-DAEMON@mx.example.org
-To: sender@example.org
-Subject: Undeliverable mail
-""",
+        from_daemon(
+            "Undeliverable mail",
             """
 Your message could not be delivered.
 
@@ -264,12 +253,8 @@ Welcome! You are now a member of the cats mailing list <cats@ml.example.jp>.
 
 def test_a_number_in_a_notice_s_opening_is_no_reply_code() -> None:
     # Only a code with its status, or a code opening a line, is the notice's statement of the error.
-    raw = message(
-        """
-From: MAILER-DAEMON@mx.example.org
-To: sender@example.org
-Subject: Returned mail: see transcript for details
-""",
+    raw = from_daemon(
+        "Returned mail: see transcript for details",
         """
 The message was received from port 465 at 10:20.
 
