@@ -9,6 +9,7 @@ names a vendor.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -16,8 +17,8 @@ from dataclasses import dataclass
 _ORIGINAL_STARTS = re.compile(
     r"^(?:[ \t]*[-=_*#>]{2,}.{0,30}(?:original|copy of|below this line|message header|headers? of|"
     r"returned message|undelivered message|unsent message|rfc822|message text|text of the)|"
-    r"[ \t]*(?:original message follows|your message reads|(?:message )?headers follow|"
-    r"the headers of the original message)|"
+    r"[ \t]*(?:original message follows|original mail as follows|your message reads|"
+    r"(?:message )?headers follow|the headers of the original message)|"
     r"[ \t]*-+ ?(?:original message|message body|the original message)|"
     r"Content-Type: message/rfc822|"
     r"(?:Return-Path|Received|DKIM-Signature|Message-I[dD]|MIME-Version):)",
@@ -28,9 +29,11 @@ ADDRESS = re.compile(
     r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-][A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{0,63}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
 )
 # "550 5.1.1", "550-5.1.1", "550 #5.1.1": the reply code and the status as one.
-_CODE_AND_STATUS = re.compile(r"(?<![\w.#-])([45]\d\d)[ -]['\"]?#?([45]\.\d{1,3}\.\d{1,3})(?![\d]|\.\d)")
-_STATUS = re.compile(r"(?<![\w.-])#?([45]\.\d{1,3}\.\d{1,3})(?![\d]|\.\d)")
-_CODE = re.compile(r"(?<![\w.#=/-])([45][0-5]\d)(?=[ -][^\d]|[ .:,)\]]|$)", re.MULTILINE)
+# Exchange writes a "#" before them ("#550 5.1.10 RESOLVER.ADR.RecipientNotFound").
+# A status's subject is one digit (RFC 3463's registry: 0 to 7): "Exim 4.94.2" is a version, no status.
+_CODE_AND_STATUS = re.compile(r"(?<![\w.-])#?([45]\d\d)[ -]['\"]?#?([45]\.\d\.\d{1,3})(?![\d]|\.\d)")
+_STATUS = re.compile(r"(?<![\w.-])#?([45]\.\d\.\d{1,3})(?![\d]|\.\d)")
+_CODE = re.compile(r"(?<![\w.#=/-])([45][0-5]\d)(?=[ -][^\d]|[ .:,)\]\r]|$)", re.MULTILINE)
 _SPACES = re.compile(r"\s+")
 
 # Words a block uses when it carries no code, as (pattern, status); first match wins. The status is RFC
@@ -44,13 +47,25 @@ _WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
             "5.2.2",
         ),
         (
-            r"user unknown|unknown user|no such (?:user|mailbox|recipient|address)|does not exist|"
-            r"doesn't exist|not a valid (?:mailbox|recipient|user)|"
+            r"account (?:is |has been )?(?:disabled|inactive|suspended|expired|locked|frozen)|"
+            r"administrativ?ely disabled|mailbox (?:is )?(?:disabled|inactive|suspended)",
+            "5.2.1",
+        ),
+        (r"null mx|indicated no smtp service", "5.1.10"),
+        (
+            r"malformed address|angle-brackets nested|domain missing in source-routed|"
+            r"bad address syntax|invalid address syntax",
+            "5.1.3",
+        ),
+        (
+            r"user unknown|unknown user|user not found|no such (?:user|mailbox|recipient|address)|"
+            r"does not exist|"
+            r"doesn't exist|not a valid (?:mailbox|recipient|user)|no valid recipient|"
             r"invalid (?:mailbox|recipient|address|user)|"
             r"unknown (?:recipient|mailbox|address|local.?part)|recipient (?:address )?rejected|"
             r"no mailbox|mailbox unavailable|address (?:is )?(?:unknown|invalid|rejected)|"
-            r"user (?:doesn't|does not) have|not our customer|no such person|account (?:is )?(?:disabled|"
-            r"inactive|suspended|expired)|not listed in|was not found|unrouteable address",
+            r"user (?:doesn't|does not) have|not our customer|no such person|not listed in|was not found|"
+            r"unrouteable address",
             "5.1.1",
         ),
         (
@@ -61,13 +76,18 @@ _WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         ),
         (r"too (?:big|large)|size (?:limit|exceeds)|exceeds? (?:the )?(?:maximum|size)", "5.3.4"),
         (
+            r"mail loop|loop (?:detected|alert|back warning)|loop condition|unix from loop|"
+            r"duplicated message-id|too many hops|hop count exceeded|too many \"?received\"? headers",
+            "5.4.6",
+        ),
+        (
             r"relay(?:ing)? (?:denied|not permitted|access denied|prohibited)|"
             r"not (?:permitted to|allowed to) relay|unable to relay",
             "5.7.1",
         ),
         (
             r"spam|blocked|blacklist|block ?list|denied|refused|rejected|policy|not authori[sz]ed|"
-            r"reputation|virus",
+            r"reputation|virus|not (?:a )?member",
             "5.7.1",
         ),
         (
@@ -83,7 +103,10 @@ _WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         ),
     )
 )
-_TEMPORARY = re.compile(r"temporar|deferred|delayed|will (?:be )?retr|try again later|still trying", re.I)
+# "Persistent transient failure" is RFC 3463's name for the 4.x.x class.
+_TEMPORARY = re.compile(
+    r"temporar|persistent|deferred|delayed|will (?:be )?retr|try again later|still trying", re.I
+)
 _PERMANENT = re.compile(r"permanent|given up|giving up|fatal", re.IGNORECASE)
 
 MAX_BLOCK_CHARS = 4096
@@ -116,7 +139,10 @@ def recipients_in(text: str, excluded: set[str]) -> list[tuple[str, int]]:
             continue
         line_start = text.rfind("\n", 0, match.start()) + 1
         before = text[line_start : match.start()]
-        if _SENDER_BEFORE.search(before) or _RECAP_LINE.match(before):
+        # The words just before the address say what it is; only they are searched, so a line of
+        # thousands of addresses costs linear time.
+        near = before[-_WORDS_BEFORE:]
+        if _RECAP_LINE.match(before) or _SENDER_BEFORE.search(near) or _NOT_RECIPIENT_BEFORE.search(near):
             continue
         # The line's start, so a reply code written before the address ("554 <a@b>... Host unknown")
         # is in its block; the address itself when another recipient shares the line.
@@ -126,7 +152,14 @@ def recipients_in(text: str, excluded: set[str]) -> list[tuple[str, int]]:
     return list(seen.items())
 
 
+_WORDS_BEFORE = 64
 _SENDER_BEFORE = re.compile(r"(?:mail\s+from|envelope-from|return-path|sender)\s*[:=]?\s*<?$", re.IGNORECASE)
+# Addresses that are not recipients of the message: the alias a recipient was expanded from (Postfix's
+# "<jane@example.com> (expanded from <sales@example.org>)": its block is the recipient's), and whom to
+# write to for help ("please contact postmaster@example.org").
+_NOT_RECIPIENT_BEFORE = re.compile(
+    r"(?:expanded\s+from|\bcontact(?:ing)?|\bwrite\s+to|\be-?mail\s+(?:us\s+)?at)\s*:?\s*<?$", re.IGNORECASE
+)
 _RECAP_LINE = re.compile(r"^\s*(?:to|cc|from|sent|date|subject|reply-to)\s*:", re.IGNORECASE)
 
 
@@ -170,7 +203,74 @@ def diagnose(block: str, context: str = "", address: str = "") -> Diagnosis:
     found = _codes(block)
     if found is not None:
         return Diagnosis(found[0], found[1], description)
+    above = _stated_above(context)
+    if above is not None:
+        return Diagnosis(above[0], above[1], f"{above[2]} {description}"[:MAX_DESCRIPTION_CHARS])
     return Diagnosis(None, words_status(block, context), description, inferred=True)
+
+
+# A reply code that opens a line ("550 - Requested action not taken", "Error: 550 ..."): a notice's
+# own statement of the error, not a number in a sentence.
+_LINE_CODE = re.compile(
+    r"^[ \t]*(?:error:?[ \t]*)?([45][0-5]\d)(?=[ -]+[A-Za-z])", re.IGNORECASE | re.MULTILINE
+)
+
+
+def _stated_above(context: str) -> tuple[int, str | None, str] | None:
+    """The error a notice states once above the recipients it concerns (MailMarshal's "Could not be
+    delivered because of / 550 5.1.1 User unknown / The following recipients were affected:",
+    Verizon's "Error: 550 - ..."): (reply code, status or None, its line). Only a code with its
+    status, or a code opening a line: a bare number in the opening is no reply."""
+    found = _CODE_AND_STATUS.search(context) or _LINE_CODE.search(context)
+    if found is None:
+        return None
+    line_start = context.rfind("\n", 0, found.start()) + 1
+    line_end = context.find("\n", found.end())
+    line = context[line_start : len(context) if line_end < 0 else line_end].strip()
+    status = found.group(2) if found.re is _CODE_AND_STATUS else None
+    return int(found.group(1)), status, line
+
+
+# Sendmail's transcript: "While talking to HOST:" opens a session, ">>>" lines are what sendmail sent and
+# "<<<" lines what the host replied; "554 <jane@example.com>... Remote protocol error" is sendmail's own
+# summary of the recipient. The host's reply is the one that tells.
+_SESSION = re.compile(r"while talking to ([\w.-]+?)\.?:[ \t\r]*$", re.IGNORECASE | re.MULTILINE)
+_REMOTE_REPLY = re.compile(r"^<<<[ \t]*[45]\d\d\b.*$", re.MULTILINE)
+# Only a reply to RCPT or DATA is about the recipient or the message; one to MAIL is about the sender,
+# and then sendmail's summary of each recipient stands.
+_RECIPIENT_REPLY = re.compile(r"^>>>[ \t]*(?:RCPT|DATA)\b.*\r?\n(<<<[ \t]*[45]\d\d\b.*)$", re.I | re.M)
+_SUMMARY = re.compile(r"^[ \t]*[45]\d\d[ \t]+<?")
+
+
+def remote_reply(text: str, address: str, block: str) -> tuple[int | None, str | None] | None:
+    """The reply (to RCPT or DATA) of the host a sendmail transcript talked to for `address` (its
+    domain or a host of it), when the recipient's block is only sendmail's summary line
+    ("554 <addr>... Remote protocol error") with no reply of its own."""
+    if "<<<" not in text or not _SUMMARY.match(block) or _REMOTE_REPLY.search(block):
+        return None
+    line = block.split("\n", 1)[0]
+    at = line.lower().find(address)
+    if at < 0 or _codes(line[at + len(address) :]) is not None:  # the summary quotes the reply itself
+        return None
+    domain = address.rsplit("@", 1)[-1]
+    for host, start, end in _sessions(text):
+        if host != domain and not host.endswith("." + domain):
+            continue
+        reply = _RECIPIENT_REPLY.search(text, start, end)
+        if reply is not None:
+            return _codes(reply.group(1))
+    return None
+
+
+@functools.lru_cache(maxsize=4)
+def _sessions(text: str) -> tuple[tuple[str, int, int], ...]:
+    """(host, where its session's lines start, where they end) of each "While talking to HOST:"; found
+    once per notice, not once per recipient."""
+    found = list(_SESSION.finditer(text))
+    ends = [session.start() for session in found[1:]] + [len(text)]
+    return tuple(
+        (session.group(1).lower(), session.end(), end) for session, end in zip(found, ends, strict=True)
+    )
 
 
 def underlying(block: str) -> tuple[int | None, str] | None:
@@ -198,8 +298,10 @@ def _codes(block: str) -> tuple[int | None, str | None] | None:
 
 def words_status(block: str, context: str = "") -> str:
     status = "5.0.0"
-    for pattern, candidate in _WORDS:
-        if pattern.search(block):
+    # What the block's words say, else what the notice's opening says of all its recipients.
+    for text in (block, context):
+        candidate = next((status for pattern, status in _WORDS if pattern.search(text)), None)
+        if candidate is not None:
             status = candidate
             break
     # The class: what the block says, else what the notice's opening says.

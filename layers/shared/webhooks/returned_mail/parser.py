@@ -10,6 +10,7 @@ message/rfc822 nesting and the number of parts are capped, and so is the number 
 from __future__ import annotations
 
 import email
+import email.header
 import email.parser
 import email.policy
 import html
@@ -69,9 +70,15 @@ _BOUNCE_SUBJECT = re.compile(
     r"nondeliver|non-deliver|unable to deliver|could not be delivered|mail system error|error|warning|"
     r"problem|unzustellbar|nicht zustellbar|non remis|non distribuable|non recapitabile|onbestelbaar|"
     r"niet afgeleverd|no entregado|no se pudo entregar|unknown|mailbox|quota|blocked|"
-    r"配信|送信エラー|エラー|未送達|退信|失败|失敗",
+    r"配信|送信エラー|エラー|未送達|退信|失败|失敗|"
+    r"não entregue|não foi possível entregar|devolvida|недостав|не доставлен|невозможно доставить|"
+    r"niedostarcz|olevererbar|kan inte levereras|ikke levert|kunne ikke leveres|ikke leveret|"
+    r"nedoručiteln|kézbesíthetetlen|teslim edilemedi|toimitus epäonnistui|전송 실패|반송",
     re.IGNORECASE,
 )
+# A reply or a forward ("Re:", "Fwd:", "AW:", "WG:", "TR:", "SV:", "VS:"): a person's mail, whatever
+# its subject says ("Re: problem with the delivery").
+_REPLY_PREFIX = re.compile(r"^\s*(?:re|fwd?|aw|wg|tr|sv|vs|antw|rif)\s*(?:\[\d+\])?\s*:", re.IGNORECASE)
 _BOUNCE_TEXT = re.compile(
     r"could not be delivered|couldn't be delivered|was not delivered|wasn't delivered|undeliverable|"
     r"unable to deliver|delivery (?:has |to the following .{0,30})?failed|failed permanently|"
@@ -83,10 +90,25 @@ _BOUNCE_TEXT = re.compile(
 )
 _AUTOREPLY_SUBJECT = re.compile(
     r"^\s*(?:auto(?:matic)?[ -]?(?:reply|response|antwort)|auto:|out of (?:the )?office|vacation|"
-    r"abwesenheit|absence|r[ée]ponse automatique|autoreply|autoresponse|away from)",
+    r"abwesenheit|abwesend|absence|absent|r[ée]ponse automatique|autoreply|autoresponse|away from|"
+    r"automatische antwort|automatisch antwoord|risposta automatica|respuesta autom[áa]tica|"
+    r"resposta autom[áa]tica|fuera de la oficina|autosvar|automaattinen vastaus|automatyczna odpowied[źz]|"
+    r"автоматический ответ|自動応答|自動返信|自动回复|自動回覆)",
     re.IGNORECASE,
 )
-_TAG = re.compile(r"<[^>]*>")
+# A mailing-list manager's refusal of a post (fml's "Loop Alert: Duplicated Message-ID", "NOT MEMBER
+# article from ...", "Security Alert"): the list address is the recipient that failed.
+_LIST_REFUSAL = re.compile(
+    r"duplicated message-id|loop condition|loop (?:alert|back warning)|unix from loop|not member article|"
+    r"not a member of this mailing list|reject mail from|spammer is rejected|security alert|"
+    r"fml system error",
+    re.IGNORECASE,
+)
+# No tag holds a "<": so a run of them costs linear time, not quadratic.
+_TAG = re.compile(r"<[^<>]*>")
+# An HTML notice's lines: what a browser would break a line at, so each recipient keeps its own line.
+_LINE_TAG = re.compile(r"<(?:br|/?p|/?div|/?tr|/?li|/?h\d|/?table|/?blockquote)\b[^<>]*>", re.IGNORECASE)
+_UNSEEN = re.compile(r"<(style|script|head|title)\b", re.IGNORECASE)
 _JSON_HINT = re.compile(r'"bouncedRecipients"|"bounceType"|"complainedRecipients"|"smtpResponse"')
 _SUCCESS = re.compile(r"\b(2\d\d)[ -]?(2\.\d{1,3}\.\d{1,3})?")
 
@@ -104,11 +126,19 @@ def _parse(raw: bytes) -> Report:
     parts = _Parts()
     _walk(message, parts)
     report = Report(original_message_id=_original_message_id(parts))
-    if parts.feedback or parts.report_type == "feedback-report" or message.get("Feedback-Type"):
+    notice = _notice_text(parts)
+    if (
+        parts.feedback
+        or parts.report_type == "feedback-report"
+        or message.get("Feedback-Type")
+        or _is_complaint(message, notice)
+    ):
         report.kind = "abuse"
         report.complainant = _complainant(parts)
         return report
-    notice = _notice_text(parts)
+    if parts.report_type == "disposition-notification" and not parts.dsn:
+        # A read receipt (RFC 8098): the mail was delivered, whatever became of it afterwards.
+        return report
     if not parts.dsn and _DSN_IN_TEXT.search(notice):
         parts.dsn = _status_blocks_of(notice[_DSN_IN_TEXT.search(notice).start() :])  # type: ignore[union-attr]
     if parts.dsn and _read_dsn(parts.dsn, report):
@@ -255,7 +285,9 @@ def _recipient_records(blocks: list[Message]) -> list[dict[str, str]]:
     return [r for r in records if r.get("final-recipient") or r.get("original-recipient")]
 
 
-_DEFINITE = re.compile(r"\s*(?:fail|delay|deliver|relay|expand)", re.IGNORECASE)
+_DEFINITE = re.compile(r"\s*(?:fail|delay|deliver|relay|expand|undeliver|bounce|reject|error)", re.IGNORECASE)
+# RFC 3464's "failed" and "delayed", and the words some MTAs write instead ("Action: undeliverable").
+_FAILED_ACTIONS = ("fail", "delay", "undeliver", "bounce", "reject", "error")
 _PER_RECIPIENT = frozenset({"final-recipient", "original-recipient", "action", "status"})
 
 
@@ -286,7 +318,7 @@ def _read_dsn(blocks: list[Message], report: Report) -> int:
         klass = (status or str(code or ""))[:1]
         if action.startswith("deliver") or (not action and klass == "2"):
             report.delivered.append(entry)
-        elif (action.startswith(("fail", "delay")) or not action) and klass in ("4", "5"):
+        elif (action.startswith(_FAILED_ACTIONS) or not action) and klass in ("4", "5"):
             # A delayed recipient is a transient failure (a 4.x.x status): the MTA is still trying.
             report.failures.append(entry)
     return len(records)
@@ -307,33 +339,98 @@ def _status(field_value: str, from_diagnostic: str | None) -> str | None:
 def _notice_text(parts: _Parts) -> str:
     text = "\n".join(parts.texts)
     if not text.strip() and parts.htmls:
-        text = html.unescape(_TAG.sub(" ", "\n".join(parts.htmls)))
+        markup = _visible("\n".join(parts.htmls))
+        text = html.unescape(_TAG.sub(" ", _LINE_TAG.sub("\n", markup)))
     return text[:MAX_NOTICE_CHARS]
+
+
+def _visible(markup: str) -> str:
+    """HTML without what a browser does not show (style, script, head, title): one pass, each element
+    skipped to its closing tag (an unclosed one hides the rest)."""
+    lower = markup.lower()
+    shown: list[str] = []
+    position = 0
+    while (opening := _UNSEEN.search(lower, position)) is not None:
+        shown.append(markup[position : opening.start()])
+        closing = lower.find("</" + opening.group(1), opening.end())
+        end = lower.find(">", closing) if closing >= 0 else -1
+        if end < 0:
+            return " ".join(shown)
+        position = end + 1
+    shown.append(markup[position:])
+    return " ".join(shown)
 
 
 def _looks_like_bounce(message: Message, notice: str) -> bool:
     if message.get("X-Failed-Recipients"):
         return True
-    sender = str(message.get("From", "")) + " " + str(message.get("Return-Path", ""))
-    subject = str(message.get("Subject", ""))
+    subject = _subject(message)
     if _AUTOREPLY_SUBJECT.search(subject):
         return False
+    sender = str(message.get("From", "")) + " " + str(message.get("Return-Path", ""))
+    if _replies_itself(message) and not _BOUNCE_SENDER.search(sender):
+        return False
+    if message.get("X-MLServer") and _LIST_REFUSAL.search(subject + "\n" + notice[:8192]):
+        return True
+    return _bounce_headers(message) or bool(_BOUNCE_TEXT.search(notices.cut_original(notice[:8192])))
+
+
+def _bounce_headers(message: Message) -> bool:
+    """Whether the sender or the subject says the message is a bounce."""
+    sender = str(message.get("From", "")) + " " + str(message.get("Return-Path", ""))
+    subject = _subject(message)
     return bool(
         _BOUNCE_SENDER.search(sender)
-        or _BOUNCE_SUBJECT.search(subject)
-        or _BOUNCE_TEXT.search(notices.cut_original(notice[:8192]))
+        or (_BOUNCE_SUBJECT.search(subject) and not _REPLY_PREFIX.match(subject))
     )
+
+
+# Complaints sent without ARF's report part: Hotmail's JMRP ("complaint about message from 192.0.2.1",
+# the complained-of mail attached) and reports that say what they are in their first line.
+_COMPLAINT_SUBJECT = re.compile(r"^\s*complaint about message from\b", re.IGNORECASE)
+_COMPLAINT_TEXT = re.compile(
+    r"^\s*this is an? (?:\S+ )?(?:email )?abuse (?:report|complaint)\b|"
+    r"^\s*this is an autogenerated email abuse complaint\b",
+    re.IGNORECASE,
+)
+
+
+def _is_complaint(message: Message, notice: str) -> bool:
+    return bool(_COMPLAINT_SUBJECT.search(_subject(message)) or _COMPLAINT_TEXT.search(notice[:1024]))
 
 
 def _is_autoreply(message: Message) -> bool:
     auto = str(message.get("Auto-Submitted", "")).lower()
     return bool(
-        (auto and auto != "no")
-        or message.get("X-Autoreply")
-        or message.get("X-Autorespond")
-        or str(message.get("Precedence", "")).lower() == "auto_reply"
-        or _AUTOREPLY_SUBJECT.search(str(message.get("Subject", "")))
+        (auto and auto != "no") or _replies_itself(message) or _AUTOREPLY_SUBJECT.search(_subject(message))
     )
+
+
+_SUPPRESS_AUTOREPLY = re.compile(r"\b(?:oof|autoreply)\b", re.IGNORECASE)
+
+
+def _replies_itself(message: Message) -> bool:
+    """Headers only an auto-responder writes (RFC 3834's Auto-Submitted aside, which Exim's bounces
+    carry too): X-Autoreply, Precedence: auto_reply, Apple's X-Apple-Action: vacation, Exchange's
+    X-Auto-Response-Suppress naming OOF or AutoReply."""
+    return bool(
+        message.get("X-Autoreply")
+        or message.get("X-Autorespond")
+        or str(message.get("Precedence", "")).strip().lower() == "auto_reply"
+        or str(message.get("X-Apple-Action", "")).strip().lower() == "vacation"
+        or _SUPPRESS_AUTOREPLY.search(str(message.get("X-Auto-Response-Suppress", "")))
+    )
+
+
+def _subject(message: Message) -> str:
+    """The Subject with its encoded words (RFC 2047) decoded: "=?utf-8?b?...?=" says "Unzustellbar"."""
+    value = str(message.get("Subject", ""))
+    if "=?" not in value:
+        return value
+    try:
+        return str(email.header.make_header(email.header.decode_header(value)))
+    except (ValueError, LookupError, UnicodeError):  # a broken encoded word: read as it stands
+        return value
 
 
 def _own_addresses(message: Message, parts: _Parts) -> set[str]:
@@ -364,13 +461,23 @@ def _read_notice(message: Message, parts: _Parts, notice: str, report: Report) -
         found = [(address, positions.get(address, len(text))) for address in dict.fromkeys(hinted)]
         found.sort(key=lambda item: item[1])
     if not found:
-        # The notice names nobody: the recipient of the returned copy is the one, when it has one.
+        # The notice names nobody: the recipient of the returned copy is the one, when it has one; else
+        # the one its own recap of the message names ("To: ..."), when its headers say it is a bounce.
         to = [m.group(0).lower() for m in notices.ADDRESS.finditer(_original_to(parts, notice))]
+        if not to and _bounce_headers(message):
+            recap = _TO_LINE.search(text)
+            to = [m.group(0).lower() for m in notices.ADDRESS.finditer(recap.group(1) if recap else "")]
+            to = [address for address in to if address not in excluded]
         if len(set(to)) == 1:
             found = [(to[0], 0)]
     context = text[: found[0][1]] if found else text
     for address, block in notices.blocks(text, found[:MAX_RECIPIENTS]):
         diagnosis = notices.diagnose(block, context, address)
+        reply = notices.remote_reply(text, address, block)
+        if reply is not None and reply[0] is not None:
+            klass = str(reply[0])[0]
+            extended = reply[1] or (diagnosis.extended if (diagnosis.extended or "")[:1] == klass else None)
+            diagnosis = notices.Diagnosis(reply[0], extended, diagnosis.description)
         if diagnosis.code is None and diagnosis.extended is None:
             continue
         if (diagnosis.extended or str(diagnosis.code))[:1] not in "45":
@@ -378,7 +485,7 @@ def _read_notice(message: Message, parts: _Parts, notice: str, report: Report) -
         report.failures.append(Failure(address, diagnosis.code, diagnosis.extended, diagnosis.description))
 
 
-_TO_LINE = re.compile(r"^To:[ \t]*(.*)$", re.IGNORECASE | re.MULTILINE)
+_TO_LINE = re.compile(r"^[ \t]*To:[ \t]*(.*)$", re.IGNORECASE | re.MULTILINE)
 
 
 def _original_to(parts: _Parts, notice: str) -> str:
