@@ -8,6 +8,7 @@ from tests.unit.test_returned_mail_parser import sample
 from webhooks.events import parse_event
 from webhooks.ingest import MAX_EVENT_BYTES
 from webhooks.returned_mail.intake import MAX_MIME_BYTES, TRUNCATED_MARKER, events_for, mime_of
+from webhooks.returned_mail.parser import Failure, Report
 
 RETURN_PATH = "b-acme.msg1.tag@bounces.example.com"
 
@@ -100,3 +101,12 @@ def test_a_message_within_the_limit_is_whole() -> None:
     raw = sample("lhost-yahoo-01.eml")
 
     assert mime_of(raw) == raw.decode()
+
+
+def test_a_recipient_too_short_to_be_an_address_names_nobody() -> None:
+    # Found by the hypothesis test: a mangled notice yielded '--' as a failed recipient.
+    report = Report(kind="bounce", failures=[Failure("--", 550, "5.1.1", "no such user")])
+    events = events_for(b"Subject: x\r\n\r\n", message_id="m-1", envelope="rp@example.com", report=report)
+    assert [event["type"] for event in events] == ["bounce"]
+    for event in events:
+        parse_event(event)

@@ -42,6 +42,12 @@ def _json(text: str) -> bytes:
     return json.dumps(text, ensure_ascii=False).encode("utf-8", errors="replace")
 
 
+def _usable(address: str) -> bool:
+    """An address an event may carry (the event models' bounds); what a mangled notice yields beyond them
+    ('--', a line of junk) names nobody."""
+    return 3 <= len(address) <= MAX_ADDRESS_CHARS
+
+
 def events_for(
     raw: bytes, *, message_id: str, envelope: str, report: Report | None = None
 ) -> list[dict[str, Any]]:
@@ -55,7 +61,7 @@ def events_for(
         complainant = report.complainant or _first_address(raw) or UNKNOWN_RECIPIENT
         return [{"type": "abuse", "id": message_id, "emailfrom": complainant, "mime": mime}]
     named = [
-        f.recipient for f in (*report.failures, *report.delivered) if len(f.recipient) <= MAX_ADDRESS_CHARS
+        f.recipient for f in (*report.failures, *report.delivered) if _usable(f.recipient)
     ]
     first = named[0] if named else None
     events: list[dict[str, Any]] = [
@@ -68,7 +74,7 @@ def events_for(
         }
     ]
     for failure in report.failures:
-        if len(failure.recipient) > MAX_ADDRESS_CHARS:  # junk, not an address anyone was sent to
+        if not _usable(failure.recipient):  # junk, not an address anyone was sent to
             continue
         event: dict[str, Any] = {
             "type": "failure",
@@ -85,7 +91,7 @@ def events_for(
             event["description"] = failure.description
         events.append(event)
     for delivered in report.delivered:
-        if len(delivered.recipient) > MAX_ADDRESS_CHARS:
+        if not _usable(delivered.recipient):
             continue
         events.append(
             {
