@@ -105,7 +105,7 @@ def test_a_message_within_the_limit_is_whole() -> None:
 
 def test_a_recipient_too_short_to_be_an_address_names_nobody() -> None:
     # Found by the hypothesis test: a mangled notice yielded '--' as a failed recipient.
-    report = Report(kind="bounce", failures=[Failure("--", 550, "5.1.1", "no such user")])
+    report = Report(kind="failure", failures=[Failure("--", 550, "5.1.1", "no such user")])
     events = events_for(b"Subject: x\r\n\r\n", message_id="m-1", envelope="rp@example.com", report=report)
     assert [event["type"] for event in events] == ["bounce"]
     for event in events:
