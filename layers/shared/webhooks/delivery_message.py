@@ -20,6 +20,14 @@ class DeliveryMessage(BaseModel):
     # again as a new message, whose receive count starts over.
     attempts: int = Field(default=0, ge=0)
     created_at: float = Field(default_factory=time.time)
+    # The slot on its hook's timeline it was delayed to by flow control (webhooks.health): back then,
+    # it is sent in its turn instead of taking a new one.
+    slot_at: float | None = None
+
+    @property
+    def group(self) -> str:
+        """Its fair-queue group: one per hook, so that one hook's backlog never holds up another's."""
+        return f"{self.account}#{self.hook_id}"
 
     def to_body(self) -> str:
         return self.model_dump_json()

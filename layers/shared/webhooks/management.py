@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -78,9 +79,15 @@ class Management:
         if hook.status is not HookStatus.ACTIVE:
             raise Conflict(f"the hook is {hook.status.value}; activate it before replaying", field="id")
         items = self.log.failed(account, hook_id, since, until)
+        now = time.time()
         outgoing = [
             queues.Outgoing(
-                id=item["sk"], body=restore(item).model_copy(update={"attempts": 0}).to_body(), group=account
+                id=item["sk"],
+                # A fresh start: its attempts, and the retry schedule's span counted from now.
+                body=restore(item)
+                .model_copy(update={"attempts": 0, "created_at": now, "slot_at": None})
+                .to_body(),
+                group=f"{account}#{hook_id}",
             )
             for item in items
         ]
