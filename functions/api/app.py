@@ -152,7 +152,7 @@ def list_hooks(
 
 @app.get("/hooks/<hook_id>", responses=OK)
 def get_hook(hook_id: HookId) -> HookView:
-    return HookView.of(service.registry.get(account(), hook_id))
+    return service.registry.view(account(), hook_id)
 
 
 @app.patch("/hooks/<hook_id>", responses=OK)

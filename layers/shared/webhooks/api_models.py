@@ -97,6 +97,16 @@ class VerificationView(BaseModel, defer_build=True):
     urls: list[str] = Field(description="Put the file at one of these")
 
 
+class PaceView(BaseModel, defer_build=True):
+    """How the hook is served right now: learned from its receiver's answers (adaptive flow control)."""
+
+    window: float = Field(description="POSTs allowed in flight at once")
+    rate_per_second: float | None = Field(description="deliveries a second; null before the first answer")
+    baseline_ms: float | None = Field(description="the receiver's own latency when it keeps up")
+    breaker: Literal["closed", "open"] = Field(description="open: the receiver seems down; deliveries wait")
+    next_probe_at: float | None = Field(description="while open: when one delivery next tries it (Unix s)")
+
+
 class HookView(BaseModel, defer_build=True):
     id: str
     url: str
@@ -112,17 +122,19 @@ class HookView(BaseModel, defer_build=True):
     verification: VerificationView
     created_at: int
     updated_at: int
+    pace: PaceView | None = Field(default=None, description="on GET /hooks/{id} only")
 
     @classmethod
-    def of(cls, hook: Hook) -> HookView:
+    def of(cls, hook: Hook, pace: dict[str, Any] | None = None) -> HookView:
         batch = (
             BatchOptions(max_events=hook.batch_max_events, max_wait_seconds=hook.batch_max_wait)
             if hook.batch_max_events
             else None
         )
         return cls(
-            **hook.model_dump(include=set(cls.model_fields) - {"verification", "batch"}),
+            **hook.model_dump(include=set(cls.model_fields) - {"verification", "batch", "pace"}),
             batch=batch,
+            pace=PaceView.model_validate(pace) if pace is not None else None,
             verification=VerificationView(
                 file_name=hook.verification_file,
                 contents=hook.verification_contents,

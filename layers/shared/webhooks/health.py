@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -230,7 +229,7 @@ def settle(
     base = pace.base_ms
     slow = False
     if oks:
-        median = float(statistics.median(oks))
+        median = _median(oks)
         slow = base is not None and median > LATENCY_FACTOR * base
         base = median if base is None else min(base * BASE_DRIFT, median)
     overloaded = slow or any(a.overload for a in answers)
@@ -244,6 +243,12 @@ def settle(
         opened = replace(after, probe_at=now + PROBE_FIRST, probe_interval=PROBE_FIRST, failures=0)
         return Settled(opened, True, False)
     return Settled(after, False, False)
+
+
+def _median(values: list[int]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return float(ordered[middle]) if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def cut(window: float) -> float:
