@@ -11,8 +11,14 @@ Patched here, and nothing else about moto's SQS: attributes are computed one at 
 read, the visible messages are found lazily (a receive of 10 looks at the messages before the
 10th visible one, not at all of them), and receipt handles are found in an index. Visibility,
 receive counts, redrive to the dead-letter queue, delays and message groups stay moto's own
-code (tests/unit/test_moto_sqs.py pins them). `examined` counts the messages looked at, so a test
-can show the work per call without timing it.
+code (tests/unit/test_moto_sqs.py pins them).
+
+One behaviour is added, AWS's own: SQS fair queues. On AWS, a standard queue whose messages carry
+a MessageGroupId keeps one group's backlog from raising the others' dwell time; moto hands out
+the oldest visible messages whatever their group. Here a receive takes the groups in turn, so the
+local stack shows what AWS does when one hook is flooded and its neighbours are not.
+
+`examined` counts the messages looked at, so a test can show the work per call without timing it.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import json
 import threading
 import weakref
+from collections import deque
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -76,20 +83,40 @@ class _Attributes(Mapping[str, Any]):
 
 
 class _Visible:
-    """`Queue.messages` (visible and not delayed, oldest first), found as the caller iterates."""
+    """`Queue.messages` (visible and not delayed), found as the caller iterates, taking the message
+    groups in turn as SQS fair queues do: one group's backlog does not hold up the others'."""
 
     def __init__(self, queue: models.Queue) -> None:
         self.queue = queue
 
     def __iter__(self) -> Iterator[models.Message]:
+        queue = self.queue
         looked = 0
+        lines = []
+        with _lock:
+            groups = _groups(queue)
+            for group, line in list(groups.items()):
+                # Entries of messages deleted or moved to another queue are dropped as they reach the head.
+                while line and _home.get(line[0]) is not queue:
+                    line.popleft()
+                if line:
+                    lines.append(iter(list(line)))
+                else:
+                    del groups[group]
         try:
-            for message in list(self.queue._messages):
-                looked += 1
-                # The same comparisons as Message.visible and Message.delayed.
-                now = unix_time_millis()
-                if now > message.visible_at and not now < message.delayed_until:
-                    yield message
+            while lines:
+                for line in list(lines):
+                    for message in line:
+                        looked += 1
+                        if _home.get(message) is not queue:
+                            continue
+                        # The same comparisons as Message.visible and Message.delayed.
+                        now = unix_time_millis()
+                        if now > message.visible_at and not now < message.delayed_until:
+                            yield message
+                            break
+                    else:
+                        lines.remove(line)
         finally:
             examined.add(looked)
 
@@ -98,6 +125,31 @@ class _Visible:
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
+
+
+# The queue a message is in now (none once deleted), and each queue's messages by group, in order.
+# Kept beside moto's objects, not on them: moto deep-copies messages it hands out.
+_home: weakref.WeakKeyDictionary[models.Message, models.Queue] = weakref.WeakKeyDictionary()
+_by_group: weakref.WeakKeyDictionary[models.Queue, dict[str | None, deque[models.Message]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _groups(queue: models.Queue) -> dict[str | None, deque[models.Message]]:
+    groups = _by_group.get(queue)
+    if groups is None:
+        groups = _by_group[queue] = {}
+        for message in queue._messages:
+            _home[message] = queue
+            groups.setdefault(message.group_id, deque()).append(message)
+    return groups
+
+
+def _add_message(self: models.Queue, message: models.Message) -> None:
+    with _lock:
+        _home[message] = self
+        _groups(self).setdefault(message.group_id, deque()).append(message)
+    _originals[(models.Queue, "add_message")](self, message)
 
 
 def _attributes(self: models.Queue) -> Mapping[str, Any]:
@@ -134,6 +186,7 @@ def _delete_message(self: models.Queue, receipt_handle: str) -> None:
     self.pending_messages.discard(message)
     self.deleted_messages.update(message.all_receipt_handles)  # type: ignore[arg-type]
     self._messages.remove(message)
+    _home.pop(message, None)
 
 
 def _change_message_visibility(
@@ -164,6 +217,7 @@ _PATCHES: list[tuple[type, str, Any]] = [
     (models.Queue, "attributes", property(_attributes)),
     (models.Queue, "messages", property(_messages)),
     (models.Queue, "delete_message", _delete_message),
+    (models.Queue, "add_message", _add_message),
     (models.Message, "mark_received", _mark_received),
     (models.SQSBackend, "change_message_visibility", _change_message_visibility),
     (models.SQSBackend, "is_message_valid_based_on_retention_period", _retention_ok),

@@ -570,10 +570,10 @@ def test_hook_failing_for_less_than_five_days_stays_active(bench: Bench, make_ho
 
 def test_rate_limited_hook_takes_its_posts_of_the_batch_at_once(bench: Bench) -> None:
     bench.deliverer.process([record("hook-limited", f"r{i}") for i in range(3)])
-    # Its pace is capped at 2/s: two slots fall within this batch's half second, the third waits 1 s.
+    # Its pace is capped at 2/s: two slots fall within this batch's second, the third waits for the next.
     assert bench.limiter.calls == [("acct-1", "hook-limited", 2, 2)]
     [resent] = bench.queues.sent[DELIVERY_QUEUE]
-    assert (resent.id, resent.delay_seconds) == ("r2", 1)
+    assert (resent.id, resent.delay_seconds) == ("r2", 2)
 
 
 def test_hook_without_a_rate_limit_does_not_ask_the_limiter(bench: Bench) -> None:
@@ -594,7 +594,7 @@ def test_throttled_deliveries_are_resent_delayed_without_spending_an_attempt(ben
     assert sorted(d for _, d, _ in bench.post.calls) == ["msg_r0", "msg_r1"]
     [resent] = bench.queues.sent[DELIVERY_QUEUE]
     # One fair-queue group per hook: its backlog never holds up the account's other hooks.
-    assert (resent.id, resent.group, resent.delay_seconds) == ("r2", "acct-1#hook-limited", 1)
+    assert (resent.id, resent.group, resent.delay_seconds) == ("r2", "acct-1#hook-limited", 2)
     # Its second receive made no attempt: the copy counts the one attempt made before.
     assert DeliveryMessage.model_validate_json(resent.body).attempts == 1
     assert outcomes(bench) == [("msg_r0", 1, "succeeded"), ("msg_r1", 1, "succeeded")]
@@ -603,9 +603,9 @@ def test_throttled_deliveries_are_resent_delayed_without_spending_an_attempt(ben
 def test_throttled_backlog_is_spread_over_the_next_windows(bench: Bench) -> None:
     bench.limiter.grant = 0
     bench.deliverer.process([record("hook-limited", f"r{i}") for i in range(5)])
-    # r0, r1: refused by the limiter, next window; r2-r4: beyond the pace's slots at 2/s.
+    # r0, r1: refused by the limiter, next window; r2-r4: beyond this second, in the pace's slots at 2/s.
     delays = {m.id: m.delay_seconds for m in bench.queues.sent[DELIVERY_QUEUE]}
-    assert delays == {"r0": 1, "r1": 1, "r2": 1, "r3": 2, "r4": 2}
+    assert delays == {"r0": 1, "r1": 1, "r2": 2, "r3": 3, "r4": 3}
 
 
 def test_throttled_delivery_that_could_not_be_resent_is_hidden_and_received_again(bench: Bench) -> None:

@@ -33,21 +33,30 @@ def test_before_the_first_answer_only_the_window_limits_a_batch() -> None:
     assert (len(decided.send), decided.deferred, decided.window) == (100, [], health.INITIAL_WINDOW)
 
 
-def test_a_flood_beyond_half_a_second_of_the_pace_waits_for_its_slots() -> None:
+def test_a_flood_beyond_a_second_of_the_pace_waits_for_its_slots() -> None:
     pace = Pace(window=4, base_ms=40.0)  # 100 deliveries a second
-    decided = health.plan(pace, waiting(200), NOW)
-    assert len(decided.send) == 51  # slots at 0, 10 ms, ... 500 ms
+    decided = health.plan(pace, waiting(250), NOW)
+    assert len(decided.send) == 100  # slots at 0, 10 ms, ... 990 ms
     delays = [d.delay for d in decided.deferred]
     assert delays == sorted(delays)
-    assert (delays[0], delays[-1]) == (1, 2)
-    assert decided.pace.next_slot == pytest.approx(NOW + 2.0)
+    assert (delays[0], delays[-1]) == (2, 3)
+    assert decided.pace.next_slot == pytest.approx(NOW + 2.51, abs=0.01)
 
 
 def test_the_next_batch_takes_the_slots_after_those_reserved() -> None:
-    first = health.plan(Pace(window=4, base_ms=40.0), waiting(200), NOW)
+    first = health.plan(Pace(window=4, base_ms=40.0), waiting(250), NOW)
     second = health.plan(first.pace, waiting(10), NOW + 0.1)
     assert second.send == []
-    assert second.deferred[0].slot_at == pytest.approx(NOW + 2.0)
+    assert second.deferred[0].slot_at == pytest.approx(NOW + 2.51, abs=0.01)
+
+
+def test_a_backlog_that_came_due_faster_than_it_was_served_takes_new_slots() -> None:
+    pace = Pace(window=4, base_ms=40.0, next_slot=NOW + 30)
+    late = [Waiting(slot_at=NOW - 5 + i * 0.01, deadline=FAR) for i in range(300)]
+    decided = health.plan(pace, late, NOW)
+    # A second's worth goes; the rest goes to the end of the line, not to the queue's head again.
+    assert len(decided.send) == 100
+    assert min(d.slot_at or 0 for d in decided.deferred) >= NOW + 30
 
 
 def test_a_delivery_back_at_its_reserved_slot_goes_without_taking_a_new_one() -> None:
@@ -58,7 +67,7 @@ def test_a_delivery_back_at_its_reserved_slot_goes_without_taking_a_new_one() ->
 
 def test_a_rate_limit_caps_the_pace() -> None:
     decided = health.plan(Pace(window=50, base_ms=1.0), waiting(10), NOW, rate_limit=4)
-    assert len(decided.send) == 3  # 0, 250, 500 ms
+    assert len(decided.send) == 4  # 0, 250, 500, 750 ms
     assert Pace(window=50, base_ms=1.0).rate(4) == 4
 
 

@@ -180,5 +180,21 @@ def test_each_call_costs_the_same_with_10_or_10000_queued() -> None:
     small = _work_per_call(10)
     large = _work_per_call(10_000)
     assert large == small
-    # A receive looks at the messages it returns (and at the 5 still hidden, the second time).
-    assert large == {"send": 0, "receive": 10, "hide": 0, "delete": 0, "receive again": 15}
+    # A receive looks at the messages it returns, and the second time also at those still hidden at the
+    # head of each group's line.
+    assert large == {"send": 0, "receive": 10, "hide": 0, "delete": 0, "receive again": 20}
+
+
+@pytest.mark.usefixtures("patched")
+def test_a_receive_takes_the_groups_in_turn_as_fair_queues_do() -> None:
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        queue, _ = _queues(sqs)
+        backend = moto_sqs.models.sqs_backends["123456789012"]["us-east-1"]
+        for i in range(1000):
+            backend.send_message("work", f"flood {i}", group_id="flooded")
+        sqs.send_message(QueueUrl=queue, MessageBody="quiet", MessageGroupId="neighbour")
+        got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    # moto alone would hand out the ten oldest, all of the flood; SQS fair queues serve the quiet group.
+    assert "quiet" in [m["Body"] for m in got]
+    assert [m["Body"] for m in got if m["Body"] != "quiet"] == [f"flood {i}" for i in range(9)]

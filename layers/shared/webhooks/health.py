@@ -12,7 +12,9 @@ Flow control, like TCP's congestion control but per hook and learned from the re
 - The *rate* follows from it (Little's law): window / baseline latency deliveries a second. Each
   delivery gets a slot on the hook's timeline at that rate; those whose slot falls within HORIZON
   seconds go now, the rest go back to the queue delayed to their slot (attempts untouched), so a
-  flood spreads over time and leaves the queue's head to the other hooks.
+  flood spreads over time and leaves the queue's head to the other hooks. A batch sends at most
+  HORIZON seconds' worth of the pace; deliveries that came due faster than they were served take
+  new slots, so a backlog never piles up at the queue's head.
 - An overload answer (429 or 503) to a POST sent while others to the hook were in flight is our
   pace's doing: the delivery is sent again later, its attempt not spent.
 
@@ -55,7 +57,7 @@ LATENCY_FACTOR = 3.0
 # The baseline is the lowest median latency seen, drifting up by this much per batch, so that a
 # receiver that became slower for good is judged against what it is now.
 BASE_DRIFT = 1.02
-HORIZON = 0.5
+HORIZON = 1.0
 BREAKER_FAILURES = 5
 PROBE_FIRST = 5.0
 PROBE_MAX = 300.0
@@ -151,21 +153,25 @@ def plan(pace: Pace, waiting: Sequence[Waiting], now: float, rate_limit: int | N
         return HookPlan(send, deferred, given_up, probing and bool(send), MIN_WINDOW, pace)
 
     spacing = 1.0 / pace.rate(rate_limit)
-    first = max(pace.next_slot, now)
-    taken = 0
+    cursor = max(pace.next_slot, now)  # the next free slot
     # A hair over the horizon, so that float steps do not decide whether its last slot is in it.
     horizon = now + HORIZON + 1e-6
+    # What one batch sends of a hook: its pace over the horizon, even when more are due (a backlog
+    # that came due faster than it was served takes new slots, and the queue's head moves on).
+    cap = math.inf if spacing == 0 else max(1, math.ceil(HORIZON / spacing))
     for index, item in enumerate(waiting):
-        if item.slot_at is not None:
+        if item.slot_at is not None and (item.slot_at > horizon or len(send) < cap):
             slot = item.slot_at  # reserved when it was delayed: its turn, not a new one
         else:
-            slot = first + taken * spacing
-            taken += 1
-        if slot <= horizon:
+            if len(send) >= cap:
+                cursor = max(cursor, horizon + spacing)
+            slot = cursor
+            cursor += spacing
+        if slot <= horizon and len(send) < cap:
             send.append(index)
         else:
             deferred.append(Deferral(index, delay(slot - now), slot))
-    next_slot = first + taken * spacing if taken else pace.next_slot
+    next_slot = cursor if cursor > max(pace.next_slot, now) else pace.next_slot
     return HookPlan(send, deferred, given_up, False, pace.window, replace(pace, next_slot=next_slot))
 
 
