@@ -331,7 +331,7 @@ def settle_post(exchange: Exchange, now: float, schedule: list[int], into: Settl
             # given up by the latest moment its schedule (with jitter) could have taken. A receiver's
             # Retry-After is its own word, and honoured.
             latest = message.created_at + sum(schedule) * (1 + JITTER) - now
-            if delay is not None and sent.retry_after is None and delay > latest:
+            if delay is not None and message.waited and sent.retry_after is None and delay > latest:
                 delay = int(latest) if latest >= 1 else None
             if delay is None:
                 outcome = "failed"
@@ -677,7 +677,11 @@ class Deliverer:
                 id=message_id,
                 # This receive spent no attempt: the copy carries the attempts made so far.
                 body=r.item.message.model_copy(
-                    update={"attempts": r.item.attempt - 1, "slot_at": r.slot_at}
+                    update={
+                        "attempts": r.item.attempt - 1,
+                        "slot_at": r.slot_at,
+                        "waited": r.item.message.waited or r.reason == "waiting",
+                    }
                 ).to_body(),
                 group=r.item.message.group,
                 delay_seconds=r.delay,

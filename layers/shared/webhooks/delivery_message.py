@@ -23,6 +23,8 @@ class DeliveryMessage(BaseModel):
     # The slot on its hook's timeline it was delayed to by flow control (webhooks.health): back then,
     # it is sent in its turn instead of taking a new one.
     slot_at: float | None = None
+    # It waited behind its hook's open breaker: its schedule's span then bounds when it is given up.
+    waited: bool = False
 
     @property
     def group(self) -> str:

@@ -85,7 +85,7 @@ class Management:
                 id=item["sk"],
                 # A fresh start: its attempts, and the retry schedule's span counted from now.
                 body=restore(item)
-                .model_copy(update={"attempts": 0, "created_at": now, "slot_at": None})
+                .model_copy(update={"attempts": 0, "created_at": now, "slot_at": None, "waited": False})
                 .to_body(),
                 group=f"{account}#{hook_id}",
             )
