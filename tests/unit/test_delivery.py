@@ -313,9 +313,10 @@ class FakePaces:
     def get_many(self, keys: Any) -> dict[tuple[str, str], Pace]:
         return {k: self.paces.get(k, Pace()) for k in keys}
 
-    def save(self, account: str, hook_id: str, pace: Pace, now: float) -> None:
-        self.paces[(account, hook_id)] = pace
-        self.saves.append((hook_id, pace))
+    def save_many(self, paces: list[tuple[str, str, Pace]], now: float) -> None:
+        for account, hook_id, pace in paces:
+            self.paces[(account, hook_id)] = pace
+            self.saves.append((hook_id, pace))
 
     def claim_probe(self, account: str, hook_id: str, pace: Pace, now: float) -> bool:
         return self.claims

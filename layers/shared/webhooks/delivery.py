@@ -656,14 +656,18 @@ class Deliverer:
 
     def _save_paces(self, settlement: Settlement) -> None:
         now = self.ctx.clock()
-        for (account, hook_id), (before, after) in settlement.paces.items():
-            if not health.changed(before, after):
-                continue
+        changed = [
+            (account, hook_id, after)
+            for (account, hook_id), (before, after) in settlement.paces.items()
+            if health.changed(before, after)
+        ]
+        if changed:
             try:
-                self.ctx.paces.save(account, hook_id, after, now)
+                self.ctx.paces.save_many(changed, now)
             except Exception:
-                # The next batch starts from the pace it reads: a lost write costs one batch's learning.
-                logger.exception("pace not saved", extra={"hook_id": hook_id})
+                # The next batch starts from the paces it reads: a lost write costs one batch's learning.
+                logger.exception("paces not saved", extra={"hooks": len(changed)})
+        for (account, hook_id), (before, after) in settlement.paces.items():
             if after.open and not before.open:
                 logger.warning("breaker opened", extra={"hook_id": hook_id, "account": account})
 
