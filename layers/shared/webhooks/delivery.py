@@ -447,7 +447,12 @@ class Gate:
             if answer.overload and ticket >= self._cut_before:
                 self.limit = health.cut(self.limit)
                 self._cut_before = self._started
-            self._changed.notify_all()
+            # One slot freed: one waiter may go (waking all of a hundred waiting threads per answer
+            # would cost a fast receiver's batch more CPU than its POSTs); once tripped, all of them.
+            if self.tripped:
+                self._changed.notify_all()
+            else:
+                self._changed.notify()
 
 
 class Deliverer:

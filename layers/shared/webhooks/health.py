@@ -6,9 +6,9 @@ Flow control, like TCP's congestion control but per hook and learned from the re
 - The *window* is how many POSTs may be in flight to the hook at once. It doubles per batch at first
   (slow start), then grows by GROWTH per batch that filled it with quick successes, and is multiplied
   by BACKOFF on a sign of overload: 429, 502, 503, 504, a timeout, a refused or reset connection, or
-  a median latency above LATENCY_FACTOR times the receiver's own baseline. Within a batch the same
-  cut applies at once (at most once per round of POSTs), so a receiver that says "busy" is not
-  asked again by the POSTs queued behind.
+  a median latency above LATENCY_FACTOR times the receiver's own baseline (and LATENCY_MIN_RISE_MS
+  above it). Within a batch the same cut applies at once (at most once per round of POSTs), so a
+  receiver that says "busy" is not asked again by the POSTs queued behind.
 - The *rate* follows from it (Little's law): window / baseline latency deliveries a second. Each
   delivery gets a slot on the hook's timeline at that rate; those whose slot falls within HORIZON
   seconds go now, the rest go back to the queue delayed to their slot (attempts untouched), so a
@@ -54,6 +54,8 @@ MAX_WINDOW = 256.0
 GROWTH = 0.5
 BACKOFF = 0.7
 LATENCY_FACTOR = 3.0
+# ... and at least this much above it: a fast receiver's 1 ms becoming 4 ms is noise, not overload.
+LATENCY_MIN_RISE_MS = 50.0
 # The baseline is the lowest median latency seen, drifting up by this much per batch, so that a
 # receiver that became slower for good is judged against what it is now.
 BASE_DRIFT = 1.02
@@ -236,7 +238,7 @@ def settle(
     slow = False
     if oks:
         median = _median(oks)
-        slow = base is not None and median > LATENCY_FACTOR * base
+        slow = base is not None and median > LATENCY_FACTOR * base and median - base >= LATENCY_MIN_RISE_MS
         base = median if base is None else min(base * BASE_DRIFT, median)
     overloaded = slow or any(a.overload for a in answers)
     window, slow_start = pace.window, pace.slow_start
