@@ -143,27 +143,19 @@ def _drive(conn: Any, flooded_port: int, neighbour_port: int) -> None:
 def _flood(stack: Any, http: Any, flooded_port: int, neighbour_port: int) -> dict[str, Any]:
     import boto3
 
-    from webhooks import ids, signing
+    from bench.harness import new_hook
+    from webhooks.encoding import Format
     from webhooks.hook_store import HookStore
-    from webhooks.hooks import Hook, HookStatus
+    from webhooks.hooks import Hook
     from webhooks.settings import get_settings
 
     settings = get_settings()
     store = HookStore(settings.hooks_table)
 
     def hook(port: int, events: list[str]) -> Hook:
-        return Hook(
-            account="bench",
-            id=ids.new_id("hk"),
-            url=f"http://127.0.0.1:{port}/hook",
-            events=events,  # type: ignore[arg-type]
-            format="json",  # type: ignore[arg-type]
-            status=HookStatus.ACTIVE,
-            secret=signing.new_secret(),
-            verification_file="smtpeter-bench.txt",
-            verification_contents="bench",
-            validation_id=ids.new_id("val"),
-            validated_at=int(time.time()),
+        # JSON, so that the receivers read the event's id straight from the body.
+        return new_hook(f"http://127.0.0.1:{port}/hook", "bench", events).model_copy(
+            update={"format": Format.JSON}
         )
 
     for h in (hook(flooded_port, ["open"]), hook(neighbour_port, ["click"])):
