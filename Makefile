@@ -11,7 +11,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv lint fmt typecheck sam-validate sam-build unit pytest test dev receiver bench openapi token clean
+.PHONY: venv lint fmt typecheck sam-validate sam-build unit pytest test test-servers dev receiver bench openapi token return-path parse-mail clean
 
 $(BIN)/.installed: requirements-dev.txt layers/shared/requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,11 +39,20 @@ sam-validate: venv
 sam-build: venv
 	$(BIN)/sam build --cached --parallel
 
-pytest: venv
+pytest: venv test-servers
 	$(BIN)/python -m pytest
 
+# The real server software tests/unit/test_real_servers.py starts, installed from Debian when missing
+# (as root, or through sudo); RUNLEVEL=1 keeps the package from starting a system-wide nginx.
+test-servers:
+	@if ! { command -v nginx || test -x /usr/sbin/nginx; } >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$sudo apt-get update && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y nginx-light nodejs; \
+	fi
+
 # The whole suite, exactly what CI runs (the layer just built is checked too).
-test: lint sam-validate sam-build
+test: lint sam-validate sam-build test-servers
 	REQUIRE_SAM_BUILD=1 $(BIN)/python -m pytest
 
 dev: venv
@@ -62,6 +71,14 @@ openapi: venv
 # Creates a bearer token for ACCOUNT on a deployed stack: make token ACCOUNT=acme STACK=webhooks-dev
 token: venv
 	$(BIN)/python scripts/create_token.py --stack $(STACK) --account $(ACCOUNT)
+
+# The return path of MESSAGE of ACCOUNT for the local stack's secret: make return-path ACCOUNT=acme MESSAGE=msg-1
+return-path: venv
+	$(BIN)/python scripts/return_path.py --account "$(ACCOUNT)" --message "$(MESSAGE)"
+
+# The events returned mail would make, one JSON line per file (no AWS): make parse-mail FILES="a.eml b.eml"
+parse-mail: venv
+	$(BIN)/python scripts/parse_mail.py $(FILES)
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

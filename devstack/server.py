@@ -27,7 +27,7 @@ import boto3
 import requests
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from devstack import lambda_router, moto_sqs
+from devstack import lambda_router, moto_sqs, smtp
 from devstack.apigw import Gateway
 from devstack.poller import Poller
 from devstack.template import REGION, Stack
@@ -269,6 +269,7 @@ class LocalStack:
         self.api_thread: threading.Thread | None = None
         self.pollers: list[Poller] = []
         self.stack: Stack | None = None
+        self.smtp: smtp.SmtpListener | None = None
 
     def start(self) -> LocalStack:
         try:
@@ -285,9 +286,10 @@ class LocalStack:
         self.moto.start()
 
         defaults = Stack.from_template().parameters
-        stack = Stack.from_template(overrides=self.config.overrides(defaults))
+        stack = Stack.from_template(overrides={**self.config.overrides(defaults), **smtp.stack_overrides()})
         self.stack = stack
         stack.create(boto3.Session(region_name=REGION), endpoint_url=self.moto.url)
+        bucket = smtp.create_intake(stack, secret_value=smtp.secret(), endpoint_url=self.moto.url)
         environment = stack.environment()
         # A log level chosen by whoever runs the stack beats the template's.
         if os.environ.get("POWERTOOLS_LOG_LEVEL"):
@@ -327,6 +329,10 @@ class LocalStack:
                 ).start()
             )
 
+        self.smtp = smtp.SmtpListener(
+            bucket, port=smtp.port(), domain=smtp.domain(), endpoint_url=self.moto.url
+        )
+        self.smtp.start()
         self.api.gateway = Gateway(stack)
         self.api_thread = threading.Thread(target=self.api.serve_forever, name="api", daemon=True)
         self.api_thread.start()
@@ -341,6 +347,8 @@ class LocalStack:
             if self.api_thread is not None:
                 self.api.shutdown()
             self.api.server_close()
+        if self.smtp is not None:
+            self.smtp.stop()
         if self.moto is not None:
             self.moto.stop()
 
@@ -362,6 +370,7 @@ class LocalStack:
             f"webhooks local stack (template.yaml on moto at {self.moto.url})",
             f"  API:        {url}   (OpenAPI: {url}/openapi.json)",
             *(f"  token:      {t}   (account {a}; Authorization: Bearer {t})" for a, t in self.config.tokens),
+            f"  SMTP:       127.0.0.1:{smtp.port()}   (returned mail for @{smtp.domain()}; make return-path)",
             f"  retries:    {parameters['RetrySchedule']} s",
             f"  validation: {parameters['ValidationSchedule']} s",
             "  targets:    "

@@ -46,6 +46,7 @@ STACK_PARAMETERS = {
     "AllowPrivateTargets": "true",
     "DeliveryMaxReceiveCount": "6",
     "SecretGraceSeconds": "3600",
+    "ReturnPathDomain": "bounces.example.com",
 }
 MOTO_CONFIG: Any = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 STATE_MACHINE_TIME_FACTOR = 0.05

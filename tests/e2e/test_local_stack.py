@@ -60,7 +60,7 @@ def eventually(what: str, check: Callable[[], T | None], timeout: float) -> T:
 class DevStack:
     """`python -m devstack` in a subprocess, its output in a file (a pipe nobody reads would fill)."""
 
-    def __init__(self, log: Path) -> None:
+    def __init__(self, log: Path, extra_env: Mapping[str, str] | None = None) -> None:
         self.port = free_port()
         self.token = f"e2e-{secrets.token_hex(16)}"
         self.log = log
@@ -74,6 +74,7 @@ class DevStack:
             "WEBHOOKS_VALIDATION_SCHEDULE": "0,1,1",
             "POWERTOOLS_LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
+            **(extra_env or {}),
         }
         with log.open("wb") as out:
             self.process = subprocess.Popen(

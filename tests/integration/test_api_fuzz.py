@@ -31,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
 from devstack.apigw import Gateway
 from tests.conftest import ROOT, LocalStack, local_stack, publish_verification_file, sample_event
 from tests.receiver import Receiver
-from webhooks import safe_http
+from webhooks import outbound_policy
 
 MAX_EXAMPLES = 25
 # The operations of docs/openapi.json (test_api checks that it is the document the API serves).
@@ -158,7 +158,7 @@ def wait_for_validations(local: LocalStack, timeout: float = 15.0) -> None:
 @pytest.fixture(scope="module")
 def fuzzing() -> Iterator[Fuzzing]:
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(safe_http, "_system_resolver", no_dns)
+        patch.setattr(outbound_policy, "_system_resolver", no_dns)
         receiver = Receiver().start()
         try:
             with local_stack() as local:

@@ -17,7 +17,7 @@ from standardwebhooks import Webhook
 from devstack.lambda_router import Context
 from tests.conftest import EVENTS, LocalStack, sample_event
 from tests.receiver import Receiver
-from webhooks import safe_http, signing
+from webhooks import outbound_policy, signing
 from webhooks.hook_store import HookStore
 from webhooks.hooks import Hook, HookStatus
 
@@ -45,7 +45,7 @@ API_SAMPLES = {
 @pytest.fixture
 def example_hook(local: LocalStack, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> Hook:
     # The samples' example.com names resolve to the test receiver's address.
-    monkeypatch.setattr(safe_http, "_system_resolver", lambda host, port: ["127.0.0.1"])
+    monkeypatch.setattr(outbound_policy, "_system_resolver", lambda host, port: ["127.0.0.1"])
     hook = Hook(
         account=ACCOUNT,
         id=HOOK_ID,
@@ -74,7 +74,13 @@ def test_there_is_a_sample_for_every_api_route_and_function(local: LocalStack) -
         for e in (json.loads((EVENTS / name).read_text()) for name in API_SAMPLES)
     }
     assert sampled == routes
-    assert {"authorizer.json", "validate_check.json", "fanout_sqs.json", "deliver_sqs.json"} <= samples
+    assert {
+        "authorizer.json",
+        "validate_check.json",
+        "fanout_sqs.json",
+        "deliver_sqs.json",
+        "returned_mail_sqs.json",
+    } <= samples
 
 
 @pytest.mark.parametrize(("name", "status"), API_SAMPLES.items())

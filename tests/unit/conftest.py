@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import datetime as dt
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import sample_event
-from webhooks import events
+from webhooks import events, safe_http
 from webhooks.hooks import Hook
 
 # Two fixed signing secrets (base64 of bytes 0..31 and 32..63), so hooks built in tests are stable.
@@ -87,3 +91,98 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+@dataclass
+class Pki:
+    """A test certificate authority and, signed by it, a certificate for hooks.example.test (and one
+    that expired yesterday), as PEM files."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    expired_cert_file: Path
+    names_seen: list[str | None] = field(default_factory=list)
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.now(UTC)
+    day = dt.timedelta(days=1)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "webhooks test CA")])
+    usage = x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=True,
+        crl_sign=True,
+        encipher_only=False,
+        decipher_only=False,
+    )
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - day)
+        .not_valid_after(now + day)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(usage, critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+
+    def leaf(not_before: datetime, not_after: datetime) -> x509.Certificate:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hooks.example.test")]))
+            .issuer_name(ca_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before)
+            .not_valid_after(not_after)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("hooks.example.test")]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+
+    folder = tmp_path_factory.mktemp("pki")
+    made = Pki(folder / "ca.pem", folder / "cert.pem", folder / "key.pem", folder / "expired.pem")
+    pem = serialization.Encoding.PEM
+    made.ca_file.write_bytes(ca.public_bytes(pem))
+    made.cert_file.write_bytes(leaf(now - day, now + day).public_bytes(pem))
+    made.expired_cert_file.write_bytes(leaf(now - 3 * day, now - day).public_bytes(pem))
+    made.key_file.write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return made
+
+
+@pytest.fixture
+def connections(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, int]]]:
+    """Every address the transport opens a socket to, recorded and then really connected; the
+    process's pool is empty before and after."""
+    safe_http.clear_caches()
+    made: list[tuple[str, int]] = []
+    real = safe_http._create_connection
+
+    def record(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+        made.append(address)
+        return real(address, *args, **kwargs)
+
+    monkeypatch.setattr(safe_http, "_create_connection", record)
+    yield made
+    safe_http.clear_caches()

@@ -81,3 +81,27 @@ def test_cost_per_million_deliveries() -> None:
 def test_markdown_table_escapes_pipes() -> None:
     table = calc.markdown_table([["a|b", "1"]], ["name", "value"])
     assert table.splitlines() == ["| name | value |", "| --- | --- |", "| a\\|b | 1 |"]
+
+
+def test_the_returned_mail_split_depends_on_the_file_name_only() -> None:
+    from bench.returned_mail import half
+
+    names = [f"lhost-x-{i:02}.eml" for i in range(40)]
+    assert [half(n) for n in names] == [half(n) for n in names]
+    assert {half(n) for n in names} == {"dev", "held-out"}
+
+
+def test_a_returned_message_is_right_only_with_every_recipients_class_status_and_code() -> None:
+    from bench.returned_mail import judge
+    from webhooks.returned_mail.parser import Failure, Report
+
+    want = [{"reason": "userunknown", "status": "5.1.1", "replycode": "550"}]
+    text = "550 5.1.1 <a@example.org>... User unknown"
+    report = Report(kind="failure", failures=[Failure("a@example.org", 550, "5.1.1", "x")])
+    assert judge(report, want, text) == (True, True)
+    wrong_status = Report(kind="failure", failures=[Failure("a@example.org", 550, "5.1.2", "x")])
+    assert judge(wrong_status, want, text) == (False, False)
+    # a status the message does not carry is judged by its class alone (strictly, it is still wrong)
+    assert judge(wrong_status, want, "550 user unknown") == (True, False)
+    assert judge(Report(), want, text) == (False, False)  # the recipient not found
+    assert judge(report, [{"reason": "vacation", "status": "", "replycode": ""}], text) == (False, False)

@@ -701,6 +701,29 @@ def test_a_batch_whose_hooks_cannot_be_read_is_sent_back_without_spending_attemp
     assert DeliveryMessage.model_validate_json(sent["r1"].body).attempts == 2
 
 
+def test_post_answered_with_a_5000_digit_retry_after_is_a_failure_with_the_cap(
+    receiver: Receiver, make_hook: MakeHook
+) -> None:
+    receiver.status = 429
+    receiver.extra_headers = {"Retry-After": "9" * 5_000}
+    sent = post(make_hook(url=f"{receiver.url}/hook"), "msg_abc", PAYLOAD, LOOPBACK)
+    assert (sent.ok, sent.status, sent.retry_after) == (False, 429, 43200)
+
+
+def test_post_that_fails_in_an_unexpected_way_is_a_failed_attempt_not_an_exception(
+    receiver: Receiver, make_hook: MakeHook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Whatever goes wrong inside one POST, the batch's other deliveries must still be settled.
+    def broken(headers: Any, now: float) -> int:
+        raise RuntimeError("a bug reading the answer")
+
+    monkeypatch.setattr(delivery, "retry_after", broken)
+    receiver.status = 503
+    sent = post(make_hook(url=f"{receiver.url}/hook"), "msg_abc", PAYLOAD, LOOPBACK)
+    assert (sent.ok, sent.status) == (False, None)
+    assert sent.error == "internal error: RuntimeError"
+
+
 # Flow control
 
 

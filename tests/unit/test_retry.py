@@ -137,3 +137,34 @@ def test_retry_after_absent_is_none() -> None:
 
 def test_retry_after_ignores_a_superscript_digit() -> None:
     assert retry_after({"retry-after": "\u00b2"}, now=0) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("9" * 5_000, 43200),  # more digits than int() converts
+        ("0" * 4_999 + "7", 7),
+        ("1" + "0" * 40, 43200),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", 43200),
+        ("Mon, 01 Jan 0001 00:00:00 GMT", 0),
+    ],
+    ids=["5000-digits", "5000-digits-small", "huge", "year-9999", "year-1"],
+)
+def test_retry_after_of_any_size_is_read_within_the_cap(value: str, seconds: int) -> None:
+    assert retry_after({"retry-after": value}, now=HTTP_DATE_EPOCH) == seconds
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "-" + "9" * 5_000,
+        "Fri, 31 Dec 99999 23:59:59 GMT",
+        "Fri, 31 Dec 1999 23:59:59 +99999",
+        "Mon, 01 Jan 2020 00:00:00 GMT" * 200,
+        "\x00\xff" * 3_000,
+        "\u0663\u0660",  # Arabic-Indic digits: isdigit() says yes, HTTP does not
+    ],
+    ids=["negative-5000", "year-99999", "huge-zone", "repeated-date", "binary", "non-ascii-digits"],
+)
+def test_retry_after_of_a_hostile_shape_is_ignored_without_raising(value: str) -> None:
+    assert retry_after({"retry-after": value}, now=HTTP_DATE_EPOCH) is None

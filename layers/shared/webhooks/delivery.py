@@ -27,7 +27,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -85,10 +85,14 @@ def post(hook: Hook, delivery_id: str, payload: Any, policy: safe_http.OutboundP
     started = time.perf_counter()
     try:
         response = safe_http.request("POST", hook.url, body=body, headers=headers, policy=policy)
+        asked = retry_after(response.headers, now) if response.status in (429, 503) else None
     except (safe_http.UnsafeUrl, safe_http.OutboundError) as exc:
         return Sent(status=None, duration_ms=int((time.perf_counter() - started) * 1000), error=str(exc))
+    except Exception as exc:  # one record's surprise must not fail the whole batch
+        logger.exception("POST failed unexpectedly", extra={"hook_id": hook.id, "delivery_id": delivery_id})
+        took = int((time.perf_counter() - started) * 1000)
+        return Sent(status=None, duration_ms=took, error=f"internal error: {type(exc).__name__}")
     error = None if 200 <= response.status < 300 else f"HTTP {response.status}"
-    asked = retry_after(response.headers, now) if response.status in (429, 503) else None
     return Sent(response.status, response.elapsed_ms, error, response.body, asked)
 
 
@@ -488,6 +492,14 @@ class Deliverer:
     @property
     def log(self) -> DeliveryLog:
         return self.ctx.log
+
+    @property
+    def policy(self) -> safe_http.OutboundPolicy:
+        return self.ctx.policy
+
+    @policy.setter
+    def policy(self, policy: safe_http.OutboundPolicy) -> None:
+        self.ctx = replace(self.ctx, policy=policy)
 
     @property
     def hooks(self) -> HookLookup:

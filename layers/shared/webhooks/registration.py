@@ -14,11 +14,12 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from boto3.dynamodb.conditions import Attr
 
-from webhooks import aws, ids, safe_http, signing, verification
+from webhooks import aws, ids, signing, verification
 from webhooks.api_models import HookCreate, HookUpdate, HookView
 from webhooks.errors import Conflict, InvalidInput, Unavailable
 from webhooks.hook_store import HookStore
 from webhooks.hooks import Hook, HookStatus
+from webhooks.outbound_policy import OutboundPolicy, UnsafeUrl, check_url
 from webhooks.settings import Settings
 
 logger = Logger(child=True)
@@ -41,9 +42,14 @@ class Registry:
     def __init__(self, settings: Settings, store: HookStore | None = None) -> None:
         self.settings = settings
         self.store = store or HookStore(settings.hooks_table)
-        self.policy = safe_http.OutboundPolicy(
-            allow_http=settings.allow_http, allow_private=settings.allow_private
-        )
+        self.policy = OutboundPolicy(allow_http=settings.allow_http, allow_private=settings.allow_private)
+
+    def _check_url(self, url: str) -> None:
+        """The outbound policy's refusal, as the API's invalid input on the field `url`."""
+        try:
+            check_url(url, self.policy)
+        except UnsafeUrl as exc:
+            raise InvalidInput(exc.reason, field="url") from None
 
     # -- validation -----------------------------------------------------------------------------
 
@@ -85,7 +91,7 @@ class Registry:
         """A new hook, validation started. Under an Idempotency-Key, the hook id comes from the key: the
         same request sent again answers the hook the first one created (secret included) and starts
         nothing; another request under the same key is a conflict."""
-        safe_http.check_url(request.url, self.policy)
+        self._check_url(request.url)
         file = verification.new_file(self.settings.verification_prefix)
         fingerprint: str | None = None
         if idempotency_key is None:
@@ -176,7 +182,7 @@ class Registry:
                 changes[ref] = str(changes[ref])
         revalidate = False
         if "url" in changes and changes["url"] != hook.url:
-            safe_http.check_url(changes["url"], self.policy)
+            self._check_url(changes["url"])
             revalidate = True
         if request.status == "disabled":
             changes.update(status=HookStatus.DISABLED, disabled_reason="disabled by the customer")

@@ -9,19 +9,29 @@ from email.utils import parsedate_to_datetime
 # SQS can hide a message for at most 12 hours.
 MAX_DELAY = 43_200
 JITTER = 0.2
+# An IMF-fixdate is 29 characters; the obsolete forms are no longer.
+_MAX_DATE_LENGTH = 64
 
 
 def retry_after(headers: Mapping[str, str], now: float) -> int | None:
-    """Seconds asked for by a `Retry-After` header (seconds or an HTTP date), if any."""
+    """Seconds asked for by a `Retry-After` header (seconds or an HTTP date), if any, at most MAX_DELAY.
+
+    The value is a stranger's: whatever its shape (thousands of digits, a date in year 99999, junk),
+    it reads as a delay within the cap or as None, never as an exception.
+    """
     value = headers.get("retry-after") or headers.get("Retry-After")
     if not value:
         return None
     value = value.strip()
     if value.isascii() and value.isdigit():
-        return min(int(value), MAX_DELAY)
+        digits = value.lstrip("0") or "0"
+        # int() refuses more than 4,300 digits; anything past the cap's length is past the cap.
+        return MAX_DELAY if len(digits) > len(str(MAX_DELAY)) else min(int(digits), MAX_DELAY)
+    if len(value) > _MAX_DATE_LENGTH:
+        return None
     try:
         moment = parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, IndexError):
         return None
     return max(0, min(int(moment - now), MAX_DELAY))
 

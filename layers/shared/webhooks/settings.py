@@ -54,6 +54,10 @@ class Settings:
     # The delivery queue's maxReceiveCount: a backstop for records whose settling never finished.
     # The handler parks exhausted deliveries itself, so it must allow more receives than attempts.
     max_receive_count: int = 12
+    # Returned mail: the domain of return paths (empty when the intake is not deployed) and the secret
+    # (Secrets Manager id) keying their tags.
+    return_path_domain: str = ""
+    return_path_secret_id: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -92,6 +96,8 @@ class Settings:
             delivery_concurrency=read.integer("DELIVERY_CONCURRENCY", defaults.delivery_concurrency, 1, 256),
             disable_after_seconds=read.integer("DISABLE_AFTER_SECONDS", defaults.disable_after_seconds, 60),
             max_receive_count=read.integer("DELIVERY_MAX_RECEIVE_COUNT", defaults.max_receive_count, 1),
+            return_path_domain=read.text("RETURN_PATH_DOMAIN", defaults.return_path_domain).lower(),
+            return_path_secret_id=read.text("RETURN_PATH_SECRET_ID", defaults.return_path_secret_id),
         )
         read.done()
         if settings.max_receive_count <= len(settings.retry_schedule):

@@ -12,10 +12,11 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field
 
-from webhooks import safe_http, verification
+from webhooks import verification
 from webhooks.errors import NotFound
 from webhooks.hook_store import HookStore
 from webhooks.hooks import HookStatus
+from webhooks.outbound_policy import OutboundPolicy
 from webhooks.settings import Settings
 
 logger = Logger(child=True)
@@ -41,7 +42,7 @@ def check(request: CheckInput, settings: Settings, store: HookStore) -> dict[str
     if hook.validation_id != request.validation_id or hook.status is not HookStatus.PENDING_VALIDATION:
         return {**base, "outcome": "stale", "exhausted": True}
 
-    policy = safe_http.OutboundPolicy(allow_http=settings.allow_http, allow_private=settings.allow_private)
+    policy = OutboundPolicy(allow_http=settings.allow_http, allow_private=settings.allow_private)
     file = verification.VerificationFile(hook.verification_file, hook.verification_contents)
     outcome, detail = verification.check(hook.url, file, policy)
     logger.info(

@@ -1,0 +1,2 @@
+"""Returned mail: what a returned message says (parser), whose it is (return path), and the events it
+makes (intake)."""
