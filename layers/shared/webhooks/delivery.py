@@ -320,6 +320,7 @@ def settle_post(exchange: Exchange, now: float, schedule: list[int], into: Settl
     for item in exchange.post.items:
         message = item.message
         attempt = item.attempt
+        next_at: float | None = None
         if sent.ok:
             outcome = "succeeded"
         elif sent.status == 410:
@@ -328,7 +329,9 @@ def settle_post(exchange: Exchange, now: float, schedule: list[int], into: Settl
         elif answer.paced and not exchange.post.probe:
             # Busy because of our own pace: later, in its turn, this attempt not counted.
             outcome = "delayed"
-            into.resends.append(Resend(item, max(1, sent.retry_after or 1), "paced"))
+            wait = max(1, sent.retry_after or 1)
+            into.resends.append(Resend(item, wait, "paced"))
+            next_at = now + wait
         else:
             delay = next_delay(schedule, attempt, sent.retry_after)
             # Attempts that waited behind an open breaker do not stretch the schedule: the delivery is
@@ -345,6 +348,7 @@ def settle_post(exchange: Exchange, now: float, schedule: list[int], into: Settl
             else:
                 outcome = "retrying"
                 into.retries.append((item.record, delay))
+                next_at = now + delay
                 into.failed_records.add(item.record.message_id)
         # Successes are in the delivery log table already; at INFO they would cost more in CloudWatch
         # Logs than the whole delivery does in DynamoDB.
@@ -373,6 +377,9 @@ def settle_post(exchange: Exchange, now: float, schedule: list[int], into: Settl
                 status=sent.status,
                 duration_ms=sent.duration_ms,
                 error=None if sent.ok else _describe(sent),
+                of=len(schedule),
+                next_at=next_at,
+                run=message.run,
             )
         )
 

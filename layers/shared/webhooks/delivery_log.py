@@ -22,7 +22,7 @@ import json
 import time
 import uuid
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +44,10 @@ PACK_SPAN_MS = 300_000
 PACK_ATTEMPTS = BATCH_WRITE_ITEMS
 # Packs read per query while merging a page.
 PACKS_PER_QUERY = 10
-_FIELDS = ("delivery_id", "event_id", "type", "attempt", "at", "outcome", "status", "duration_ms", "error")
+_FIELDS = (
+    "delivery_id", "event_id", "type", "attempt", "at", "outcome", "status", "duration_ms", "error",
+    "of", "next_at", "run",
+)  # fmt: skip
 
 
 def partition(account: str, hook_id: str) -> str:
@@ -74,10 +77,13 @@ class Attempt:
     type: str
     attempt: int
     at: float
-    outcome: str  # succeeded | retrying | failed (throttling is no attempt)
+    outcome: str  # succeeded | retrying | failed | delayed (our pace's 429/503: not counted)
     status: int | None = None
     duration_ms: int | None = None
     error: str | None = None
+    of: int | None = None  # the attempts the retry schedule allows
+    next_at: float | None = None  # when it is tried again (retrying, delayed)
+    run: int = 0  # 0: the first delivery; n: the n-th replay
 
 
 class DeliveryLog:
@@ -109,15 +115,8 @@ class DeliveryLog:
         newest = max(int(a.at * 1000) for a in pack)
         rows = [
             [
-                a.delivery_id,
-                a.event_id,
-                a.type,
-                a.attempt,
-                round(a.at, 3),
-                a.outcome,
-                a.status,
-                a.duration_ms,
-                a.error,
+                *(a.delivery_id, a.event_id, a.type, a.attempt, round(a.at, 3), a.outcome, a.status),
+                *(a.duration_ms, a.error, a.of, None if a.next_at is None else round(a.next_at, 3), a.run),
             ]
             for a in pack
         ]
@@ -159,7 +158,13 @@ class DeliveryLog:
                 )
 
     def attempts(
-        self, account: str, hook_id: str, *, limit: int, cursor: str | None
+        self,
+        account: str,
+        hook_id: str,
+        *,
+        limit: int,
+        cursor: str | None,
+        where: Callable[[dict[str, Any]], bool] | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         """A page of the hook's attempts, newest first, and the cursor of the next page (None at
         the end). The cursor is the last attempt's key: the next page goes on below it."""
@@ -185,7 +190,7 @@ class DeliveryLog:
             heapq.heappop(heap)
             for row in _unpack(shards[n].pop()):
                 key = attempt_key(int(float(row["at"]) * 1000), row["delivery_id"], int(row["attempt"]))
-                if key < below:
+                if key < below and (where is None or where(row)):
                     found.append((key, row))
             if shards[n].peek() is not None:
                 heapq.heappush(heap, (-shards[n].newest_ms(), n))
@@ -242,7 +247,8 @@ def _unpack(item: dict[str, Any]) -> list[dict[str, Any]]:
     data = raw.value if hasattr(raw, "value") else raw
     rows = json.loads(zlib.decompress(bytes(data)))
     # The log omits what an attempt did not have: no status without an answer, no error on success.
-    return [{k: v for k, v in zip(_FIELDS, row, strict=True) if v is not None} for row in rows]
+    # Rows may be shorter than _FIELDS (packs written before the last fields were added).
+    return [{k: v for k, v in zip(_FIELDS, row, strict=False) if v is not None} for row in rows]
 
 
 class _Shard:

@@ -25,6 +25,8 @@ class DeliveryMessage(BaseModel):
     slot_at: float | None = None
     # It waited behind its hook's open breaker: its schedule's span then bounds when it is given up.
     waited: bool = False
+    # 0 for the first delivery, n for its n-th replay: the log tells the runs apart.
+    run: int = Field(default=0, ge=0)
 
     @property
     def group(self) -> str:

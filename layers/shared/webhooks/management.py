@@ -63,13 +63,26 @@ class Management:
             error=sent.error,
         )
 
-    def attempts(self, account: str, hook_id: str, *, limit: int, cursor: str | None) -> AttemptList:
+    def attempts(
+        self,
+        account: str,
+        hook_id: str,
+        *,
+        limit: int,
+        cursor: str | None,
+        outcome: str | None = None,
+        event_type: str | None = None,
+    ) -> AttemptList:
         self.registry.get(account, hook_id)
-        items, next_cursor = self.log.attempts(account, hook_id, limit=limit, cursor=cursor)
-        return AttemptList(
-            attempts=[AttemptView.model_validate({**item, "at": float(item["at"])}) for item in items],
-            next_cursor=next_cursor,
-        )
+
+        def wanted(row: dict[str, Any]) -> bool:
+            return (outcome is None or row.get("outcome") == outcome) and (
+                event_type is None or row.get("type") == event_type
+            )
+
+        where = wanted if outcome is not None or event_type is not None else None
+        items, next_cursor = self.log.attempts(account, hook_id, limit=limit, cursor=cursor, where=where)
+        return AttemptList(attempts=[AttemptView.of(item) for item in items], next_cursor=next_cursor)
 
     def replay(self, account: str, hook_id: str, *, since: int | None, until: int | None) -> ReplayResult:
         """Queues the hook's failed deliveries again, with fresh attempts and their original ids."""
@@ -80,17 +93,22 @@ class Management:
             raise Conflict(f"the hook is {hook.status.value}; activate it before replaying", field="id")
         items = self.log.failed(account, hook_id, since, until)
         now = time.time()
-        outgoing = [
-            queues.Outgoing(
-                id=item["sk"],
-                # A fresh start: its attempts, and the retry schedule's span counted from now.
-                body=restore(item)
-                .model_copy(update={"attempts": 0, "created_at": now, "slot_at": None, "waited": False})
-                .to_body(),
-                group=f"{account}#{hook_id}",
+        outgoing = []
+        for item in items:
+            message = restore(item)
+            # A fresh start, as the next run: its attempts, and the retry schedule's span counted from now.
+            fresh = {
+                "attempts": 0,
+                "created_at": now,
+                "slot_at": None,
+                "waited": False,
+                "run": message.run + 1,
+            }
+            outgoing.append(
+                queues.Outgoing(
+                    id=item["sk"], body=message.model_copy(update=fresh).to_body(), group=message.group
+                )
             )
-            for item in items
-        ]
         not_sent = set(queues.send(self.settings.delivery_queue_url, outgoing))
         self.log.forget_failed([item for item in items if item["sk"] not in not_sent])
         logger.info("replayed", extra={"hook_id": hook_id, "deliveries": len(items) - len(not_sent)})

@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from webhooks.api.common import ERRORS, OK, Cursor, HookId, Limit, account, service
 from webhooks.api_models import AttemptList, ReplayIn, ReplayResult
+from webhooks.event_types import EventType
 
 router = Router()
 
 
+Outcome = Annotated[
+    Literal["succeeded", "retrying", "failed", "delayed"] | None,
+    Query(description="only attempts with this outcome"),
+]
+Type = Annotated[EventType | None, Query(description="only attempts of events of this type")]
+
+
 @router.get("/hooks/<hook_id>/deliveries", responses=OK)
-def list_deliveries(hook_id: HookId, limit: Limit = 50, cursor: Cursor = None) -> AttemptList:
-    return service().attempts(account(router), hook_id, limit=limit, cursor=cursor)
+def list_deliveries(
+    hook_id: HookId, limit: Limit = 50, cursor: Cursor = None, outcome: Outcome = None, type: Type = None
+) -> AttemptList:
+    return service().attempts(
+        account(router), hook_id, limit=limit, cursor=cursor, outcome=outcome, event_type=type
+    )
 
 
 @router.post("/hooks/<hook_id>/replay", responses={202: {"description": "Queued again"}, **ERRORS})
