@@ -19,7 +19,7 @@ from bench import FAKE_AWS
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-SCENARIOS = ("fast_receiver", "slow_receivers", "fanout", "cost", "memory_import", "returned_mail")
+SCENARIOS = ("fast_receiver", "slow_receivers", "fanout", "cost", "memory_import", "returned_mail", "flood")
 # A hard stop for the whole run: tracebacks of every thread, then exit, should anything hang.
 HARD_LIMIT_SECONDS = 600
 

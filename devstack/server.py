@@ -27,7 +27,7 @@ import boto3
 import requests
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from devstack import lambda_router, smtp
+from devstack import lambda_router, moto_sqs, smtp
 from devstack.apigw import Gateway
 from devstack.poller import Poller
 from devstack.template import REGION, Stack
@@ -140,6 +140,8 @@ class MotoServer:
             create_backend_app,
         )
 
+        # A flood of queued deliveries would otherwise make every SQS call scan the whole queue.
+        moto_sqs.install()
         app = DomainDispatcherApplication(create_backend_app)
         # Bound here rather than by werkzeug, which answers a busy port with sys.exit(1).
         try:

@@ -32,6 +32,12 @@ class Receiver:
     # most): a test can look at what happened between two checks while the next one is under way.
     hold_gets_from: int | None = None
     gets_released: threading.Event = field(default_factory=threading.Event)
+    # Workers: with a capacity, a POST that finds them all busy is answered 503 at once (PHP-FPM's
+    # pool, full), and `busy` counts those answers. `peak` is the most POSTs ever in the house.
+    capacity: int | None = None
+    busy: int = 0
+    in_house: int = 0
+    peak: int = 0
     posts: list[Received] = field(default_factory=list)
     gets: list[str] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
@@ -98,6 +104,24 @@ class Receiver:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with receiver.lock:
+                    receiver.in_house += 1
+                    receiver.peak = max(receiver.peak, receiver.in_house)
+                    full = receiver.capacity is not None and receiver.in_house > receiver.capacity
+                    if full:
+                        receiver.busy += 1
+                        receiver.in_house -= 1
+                if full:
+                    self._answer(503, b"busy")
+                    return
+                try:
+                    self._work(body)
+                finally:
+                    with receiver.lock:
+                        receiver.in_house -= 1
+                self._answer(*self._reply)
+
+            def _work(self, body: bytes) -> None:
                 if receiver.delay:
                     time.sleep(receiver.delay)
                 with receiver.lock:
@@ -107,8 +131,7 @@ class Receiver:
                         )
                     )
                     reply = receiver.replies.pop(0) if receiver.replies else None
-                status, answer = reply or (receiver.status, b"ok" if receiver.status < 300 else b"nope")
-                self._answer(status, answer)
+                self._reply = reply or (receiver.status, b"ok" if receiver.status < 300 else b"nope")
 
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.server.daemon_threads = True

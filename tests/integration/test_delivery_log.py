@@ -1,5 +1,6 @@
-"""The delivery log as the API shows it: a hook's attempts are spread over several DynamoDB
-partitions (one takes ~1,000 writes a second), and read back as one list, newest first, page by page."""
+"""The delivery log as the API shows it: a hook's attempts, packed several to an item, are spread over
+several DynamoDB partitions (one takes ~1,000 writes a second), and read back as one list, newest first,
+page by page."""
 
 from __future__ import annotations
 
@@ -39,8 +40,10 @@ def test_a_hooks_attempts_span_its_shards_and_page_back_newest_first_once_each(
     hook = active_hook(local, receiver, token, events=["open"])
     other = active_hook(local, receiver, token, events=["open"])
     log = DeliveryLog(local.url("DeliveriesTable"), keep_days=30)
-    log.write_attempts(attempts(account, hook["id"], 57, "h"))
-    log.write_attempts(attempts(account, other["id"], 9, "o"))
+    # Written as delivery functions write them: a few settled attempts at a time, several hooks mixed.
+    mine_written, others = attempts(account, hook["id"], 57, "h"), attempts(account, other["id"], 9, "o")
+    for start in range(0, 57, 5):
+        log.write_attempts(mine_written[start : start + 5] + others[start // 5 : start // 5 + 1])
 
     partitions = {item["hook"] for item in local.table("DeliveriesTable").scan()["Items"]}
     mine = {p for p in partitions if p.startswith(f"{account}#{hook['id']}#")}
@@ -65,8 +68,12 @@ def test_a_hooks_attempts_span_its_shards_and_page_back_newest_first_once_each(
         "event_id": "evt_h056",
         "type": "open",
         "attempt": 1 + 56 % 3,
+        "attempt_of": None,
         "at": None,
+        "attempted_at": "2026-11-23T10:00:14.000Z",
         "outcome": "succeeded",
+        "next_attempt_at": None,
+        "run": 0,
         "status": 200,
         "duration_ms": 56,
         "error": None,
@@ -102,3 +109,30 @@ def test_failed_only_pages_back_exactly_the_attempts_that_did_not_succeed_once_e
     failing = [a.delivery_id for a in reversed(written) if a.outcome != "succeeded"]
     assert [a["delivery_id"] for a in seen] == failing
     assert {a["outcome"] for a in seen} == {"failed", "retrying"}
+
+
+def test_attempts_are_packed_one_item_per_hook_per_write_and_none_is_lost(local: LocalStack) -> None:
+    log = DeliveryLog(local.url("DeliveriesTable"), keep_days=30)
+    log.write_attempts(attempts("acct-p", "hook-a", 25, "a") + attempts("acct-p", "hook-b", 3, "b"))
+    items = local.table("DeliveriesTable").scan()["Items"]
+    assert sorted(i["hook"].rsplit("#", 1)[0] for i in items) == ["acct-p#hook-a", "acct-p#hook-b"]
+    listed, cursor = log.attempts("acct-p", "hook-a", limit=100, cursor=None)
+    assert [a["delivery_id"] for a in listed] == [f"msg_a{n:03d}" for n in reversed(range(25))]
+    assert cursor is None
+
+
+def test_a_page_holds_the_newest_attempts_even_when_packs_overlap_in_time(local: LocalStack) -> None:
+    log = DeliveryLog(local.url("DeliveriesTable"), keep_days=30)
+    # Two functions' packs of the same seconds, interleaved in time.
+    evens = [a for a in attempts("acct-o", "hook-a", 40, "x") if int(a.delivery_id[-3:]) % 2 == 0]
+    odds = [a for a in attempts("acct-o", "hook-a", 40, "x") if int(a.delivery_id[-3:]) % 2 == 1]
+    log.write_attempts(evens)
+    log.write_attempts(odds)
+    seen: list[str] = []
+    cursor = None
+    for _ in range(10):
+        page, cursor = log.attempts("acct-o", "hook-a", limit=7, cursor=cursor)
+        seen += [a["delivery_id"] for a in page]
+        if cursor is None:
+            break
+    assert seen == [f"msg_x{n:03d}" for n in reversed(range(40))]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -137,6 +138,19 @@ def test_a_failing_receiver_gets_every_retry_then_the_delivery_is_dead_lettered_
     log = local.call("GET", f"/hooks/{hook['id']}/deliveries", token).json()["attempts"]
     assert [a["outcome"] for a in log] == ["failed"] + ["retrying"] * (attempts - 1)
     assert {a["status"] for a in log} == {500}
+    # For people: attempt n of m, readable times, when the next one comes, which run.
+    assert [(a["attempt"], a["attempt_of"], a["run"]) for a in log] == [
+        (n, attempts, 0) for n in range(attempts, 0, -1)
+    ]
+    for a in log:
+        assert datetime.fromisoformat(a["attempted_at"]).timestamp() == pytest.approx(a["at"], abs=0.001)
+    assert log[0]["next_attempt_at"] is None  # given up
+    for a in log[1:]:
+        assert datetime.fromisoformat(a["next_attempt_at"]) >= datetime.fromisoformat(a["attempted_at"])
+    only = local.call("GET", f"/hooks/{hook['id']}/deliveries?outcome=retrying", token).json()["attempts"]
+    assert [a["outcome"] for a in only] == ["retrying"] * (attempts - 1)
+    assert local.call("GET", f"/hooks/{hook['id']}/deliveries?type=open", token).json()["attempts"] == []
+    assert local.call("GET", f"/hooks/{hook['id']}/deliveries?outcome=lost", token).status == 422
 
     receiver.status = 200
     replay = local.call("POST", f"/hooks/{hook['id']}/replay", token, {})
@@ -147,6 +161,9 @@ def test_a_failing_receiver_gets_every_retry_then_the_delivery_is_dead_lettered_
     assert len(posts) == attempts + 1
     verify(hook, posts[-1])
     assert posts[-1].headers["webhook-id"] == posts[0].headers["webhook-id"]
+    # The replay is the delivery's second run, told apart in the log.
+    [replayed] = local.call("GET", f"/hooks/{hook['id']}/deliveries?limit=1", token).json()["attempts"]
+    assert (replayed["outcome"], replayed["attempt"], replayed["run"]) == ("succeeded", 1, 1)
     # No body at all means everything, like {}.
     assert local.call("POST", f"/hooks/{hook['id']}/replay", token).json() == {"replayed": 0}
 

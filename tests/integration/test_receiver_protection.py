@@ -111,3 +111,22 @@ def test_batching_needs_json(local: LocalStack, receiver: Receiver) -> None:
     )
     assert answer.status == 422
     assert answer.json()["error"]["fields"][0]["field"] == "batch"
+
+
+def test_get_hook_shows_the_pace_learned_from_the_receiver(local: LocalStack, receiver: Receiver) -> None:
+    _, token = local.token()
+    hook = active_hook(local, receiver, token, events=["open"])
+    fresh = local.call("GET", f"/hooks/{hook['id']}", token).json()["pace"]
+    assert fresh == {
+        "window": 2.0,
+        "rate_per_second": None,
+        "baseline_ms": None,
+        "breaker": "closed",
+        "next_probe_at": None,
+    }
+    local.call("POST", "/events", token, {"events": opens(20)})
+    drain_until(local, receiver, 20, timeout=30)
+    learned = local.call("GET", f"/hooks/{hook['id']}", token).json()["pace"]
+    assert learned["baseline_ms"] is not None
+    assert learned["window"] > 2.0  # it kept up: slow start doubled the window
+    assert learned["breaker"] == "closed"

@@ -17,6 +17,7 @@ from webhooks import aws, delivery, queues, safe_http
 from webhooks.delivery import USER_AGENT, Deliverer, HookLookup, Sent, post
 from webhooks.delivery_log import Attempt
 from webhooks.delivery_message import DeliveryMessage
+from webhooks.health import Pace
 from webhooks.hooks import Hook, HookStatus
 from webhooks.safe_http import OutboundPolicy
 from webhooks.settings import Settings
@@ -302,6 +303,26 @@ class FakeLimiter:
 
 
 @dataclass
+class FakePaces:
+    """The paces table in memory; `claims` answers probe claims (True: this function got it)."""
+
+    paces: dict[tuple[str, str], Pace] = field(default_factory=dict)
+    saves: list[tuple[str, Pace]] = field(default_factory=list)
+    claims: bool = True
+
+    def get_many(self, keys: Any) -> dict[tuple[str, str], Pace]:
+        return {k: self.paces.get(k, Pace()) for k in keys}
+
+    def save_many(self, paces: list[tuple[str, str, Pace]], now: float) -> None:
+        for account, hook_id, pace in paces:
+            self.paces[(account, hook_id)] = pace
+            self.saves.append((hook_id, pace))
+
+    def claim_probe(self, account: str, hook_id: str, pace: Pace, now: float) -> bool:
+        return self.claims
+
+
+@dataclass
 class FakeEvents:
     entries: list[dict[str, Any]] = field(default_factory=list)
 
@@ -316,9 +337,13 @@ class FakePost:
 
     answers: dict[str, Sent] = field(default_factory=dict)
     calls: list[tuple[str, str, Any]] = field(default_factory=list)
+    # How long each POST is out, so that a hook's POSTs overlap as real ones do (never asserted on).
+    pause: float = 0.0
 
     def __call__(self, hook: Hook, delivery_id: str, payload: Any, policy: OutboundPolicy) -> Sent:
         self.calls.append((hook.id, delivery_id, payload))
+        if self.pause:
+            time.sleep(self.pause)
         return self.answers.get(hook.id, Sent(status=200, duration_ms=3))
 
 
@@ -331,6 +356,7 @@ class Bench:
     limiter: FakeLimiter
     events: FakeEvents
     post: FakePost
+    paces: FakePaces
 
 
 @pytest.fixture
@@ -367,8 +393,9 @@ def bench(env: dict[str, str], make_hook: MakeHook, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(queues, "send", fake_queues.send)
     monkeypatch.setattr(aws, "client", lambda service: events)
     monkeypatch.setattr(delivery, "post", fake_post)
-    deliverer = Deliverer(settings, store=store, log=log, limiter=limiter, clock=lambda: NOW)  # type: ignore[arg-type]
-    yield Bench(deliverer, store, log, fake_queues, limiter, events, fake_post)
+    paces = FakePaces()
+    deliverer = Deliverer(settings, store=store, log=log, limiter=limiter, clock=lambda: NOW, paces=paces)  # type: ignore[arg-type]
+    yield Bench(deliverer, store, log, fake_queues, limiter, events, fake_post, paces)
     # Metrics accumulate until a handler flushes them; these runs have no handler.
     delivery.metrics.clear_metrics()
 
@@ -544,7 +571,10 @@ def test_hook_failing_for_less_than_five_days_stays_active(bench: Bench, make_ho
 
 def test_rate_limited_hook_takes_its_posts_of_the_batch_at_once(bench: Bench) -> None:
     bench.deliverer.process([record("hook-limited", f"r{i}") for i in range(3)])
-    assert bench.limiter.calls == [("acct-1", "hook-limited", 2, 3)]
+    # Its pace is capped at 2/s: two slots fall within this batch's second, the third waits for the next.
+    assert bench.limiter.calls == [("acct-1", "hook-limited", 2, 2)]
+    [resent] = bench.queues.sent[DELIVERY_QUEUE]
+    assert (resent.id, resent.delay_seconds) == ("r2", 2)
 
 
 def test_hook_without_a_rate_limit_does_not_ask_the_limiter(bench: Bench) -> None:
@@ -564,7 +594,8 @@ def test_throttled_deliveries_are_resent_delayed_without_spending_an_attempt(ben
     assert answer == {"batchItemFailures": []}
     assert sorted(d for _, d, _ in bench.post.calls) == ["msg_r0", "msg_r1"]
     [resent] = bench.queues.sent[DELIVERY_QUEUE]
-    assert (resent.id, resent.group, resent.delay_seconds) == ("r2", "acct-1", 1)
+    # One fair-queue group per hook: its backlog never holds up the account's other hooks.
+    assert (resent.id, resent.group, resent.delay_seconds) == ("r2", "acct-1#hook-limited", 2)
     # Its second receive made no attempt: the copy counts the one attempt made before.
     assert DeliveryMessage.model_validate_json(resent.body).attempts == 1
     assert outcomes(bench) == [("msg_r0", 1, "succeeded"), ("msg_r1", 1, "succeeded")]
@@ -573,7 +604,9 @@ def test_throttled_deliveries_are_resent_delayed_without_spending_an_attempt(ben
 def test_throttled_backlog_is_spread_over_the_next_windows(bench: Bench) -> None:
     bench.limiter.grant = 0
     bench.deliverer.process([record("hook-limited", f"r{i}") for i in range(5)])
-    assert [m.delay_seconds for m in bench.queues.sent[DELIVERY_QUEUE]] == [1, 1, 2, 2, 3]
+    # r0, r1: refused by the limiter, next window; r2-r4: beyond this second, in the pace's slots at 2/s.
+    delays = {m.id: m.delay_seconds for m in bench.queues.sent[DELIVERY_QUEUE]}
+    assert delays == {"r0": 1, "r1": 1, "r2": 2, "r3": 3, "r4": 3}
 
 
 def test_throttled_delivery_that_could_not_be_resent_is_hidden_and_received_again(bench: Bench) -> None:
@@ -689,3 +722,29 @@ def test_post_that_fails_in_an_unexpected_way_is_a_failed_attempt_not_an_excepti
     sent = post(make_hook(url=f"{receiver.url}/hook"), "msg_abc", PAYLOAD, LOOPBACK)
     assert (sent.ok, sent.status) == (False, None)
     assert sent.error == "internal error: RuntimeError"
+
+
+# Flow control
+
+
+def test_a_503_to_a_post_sent_among_others_is_delayed_without_spending_the_attempt(bench: Bench) -> None:
+    bench.post.answers["hook-ok"] = Sent(status=503, duration_ms=1, error="HTTP 503", retry_after=7)
+    bench.post.pause = 0.05
+    bench.deliverer.process([record("hook-ok", f"r{i}") for i in range(4)])
+    # Window 2: the first two went together, so their 503s were our pace's doing; the batch's own
+    # cut left one at a time after them, whose 503s are the receiver's and spend the attempt.
+    resent = {m.id: m for m in bench.queues.sent.get(DELIVERY_QUEUE, [])}
+    assert all(m.delay_seconds == 7 for m in resent.values())
+    assert all(DeliveryMessage.model_validate_json(m.body).attempts == 0 for m in resent.values())
+    delayed = [a for a in bench.log.attempts if a.outcome == "delayed"]
+    retrying = [a for a in bench.log.attempts if a.outcome == "retrying"]
+    assert len(delayed) == len(resent) >= 1
+    assert len(delayed) + len(retrying) == 4
+    assert {d for d, _ in bench.queues.visibility} == {a.delivery_id.removeprefix("msg_") for a in retrying}
+
+
+def test_the_hooks_new_pace_is_written_once_per_batch(bench: Bench) -> None:
+    bench.post.pause = 0.02
+    bench.deliverer.process([record("hook-ok", f"r{i}") for i in range(10)])
+    assert [hook_id for hook_id, _ in bench.paces.saves] == ["hook-ok"]
+    assert bench.paces.saves[0][1].window == 4  # slow start: the window was filled, no overload

@@ -222,7 +222,7 @@ def ingest_body(event: dict[str, Any], event_id: str, account: str = "acct-1") -
     return {"account": account, "event_id": event_id, "event": event}
 
 
-def test_process_queues_one_delivery_per_hook_and_event_grouped_by_account(
+def test_process_queues_one_delivery_per_hook_and_event_grouped_by_hook(
     sample_events: dict[str, Any], make_hook: MakeHook, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     queue = FakeQueue()
@@ -242,7 +242,8 @@ def test_process_queues_one_delivery_per_hook_and_event_grouped_by_account(
         ("evt_1", "hook-a"), ("evt_1", "hook-b"), ("evt_2", "hook-a"), ("evt_2", "hook-b"),
     ]  # fmt: skip
     assert [m.id for m in outgoing] == [b.delivery_id for b in bodies]
-    assert {m.group for m in outgoing} == {"acct-1"}
+    # One fair-queue group per hook: a flood to one never holds up the others, of any account.
+    assert {m.group for m in outgoing} == {"acct-1#hook-a", "acct-1#hook-b"}
 
 
 def test_process_reads_the_hooks_of_an_account_once_per_batch(

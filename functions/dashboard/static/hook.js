@@ -110,6 +110,7 @@ function renderOverview(element, view, hook, { setHook, editing }) {
     h("dt", {}, "Rate limit"), h("dd", {}, hook.rate_limit ? `${hook.rate_limit}/s` : "none"),
     h("dt", {}, "Batching"), h("dd", {}, hook.batch ? `up to ${hook.batch.max_events} events, ${hook.batch.max_wait_seconds} s` : "off"),
     h("dt", {}, "Last delivery"), h("dd", {}, lastDelivery(hook)),
+    h("dt", {}, "Pace"), h("dd", {}, paceText(hook.pace)),
     h("dt", {}, "Created"), h("dd", {}, when(hook.created_at)));
   const form = editing
     ? hookForm(hook, "Save changes", async (body) => {
@@ -296,6 +297,24 @@ function testTool(id, log) {
   return section("Test tool", h("p", {}, "Send post data to your script right away, signed like a delivery (only once the URL is verified)."), form);
 }
 
+// What flow control learned of the receiver, and whether the breaker holds deliveries back.
+function paceText(pace) {
+  if (!pace) return "not measured yet";
+  const rate = pace.rate_per_second ? `, about ${Math.round(pace.rate_per_second)}/s` : "";
+  const speed = `${Math.round(pace.window)} at a time${rate}`;
+  if (pace.breaker === "open") {
+    const probe = pace.next_probe_at ? `; next probe ${when(pace.next_probe_at)}` : "";
+    return `receiver seems down: deliveries wait${probe}`;
+  }
+  return speed;
+}
+
+// "2 of 8", "1 of 8 · replay 1": which try of how many, and which run (the first delivery or a replay).
+function attemptText(a) {
+  const of = a.attempt_of ? `${a.attempt} of ${a.attempt_of}` : String(a.attempt);
+  return a.run ? `${of} · replay ${a.run}` : of;
+}
+
 function deliveryLog(view, id) {
   const failuresOnly = h("input", { type: "checkbox", id: uid("fail") });
   const refresh = h("button", { type: "button" }, "Refresh");
@@ -311,10 +330,10 @@ function deliveryLog(view, id) {
   let pages = 0;
   const draw = () => {
     replace(body, attempts.map((a) => h("tr", { class: a.outcome },
-      h("td", {}, when(a.at)), h("td", {}, a.type || "test"), h("td", {}, String(a.attempt)),
+      h("td", {}, when(a.at)), h("td", {}, a.type || "test"), h("td", {}, attemptText(a)),
       h("td", {}, a.status === null || a.status === undefined ? "—" : String(a.status)),
       h("td", {}, a.duration_ms === null || a.duration_ms === undefined ? "—" : `${a.duration_ms} ms`),
-      h("td", {}, h("span", { class: `outcome ${a.outcome}` }, a.outcome)), h("td", { class: "error" }, a.error || ""))));
+      h("td", {}, h("span", { class: `outcome ${a.outcome}` }, a.outcome)), h("td", { class: "error" }, a.next_attempt_at ? `${a.error || ""} (next try ${when(Date.parse(a.next_attempt_at) / 1000)})`.trim() : (a.error || "")))));
     empty.textContent = attempts.length ? "" : (failuresOnly.checked ? "No failures." : "No attempts yet.");
     older.hidden = !cursor;
   };

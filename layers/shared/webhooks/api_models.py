@@ -7,6 +7,7 @@ only describe the hand-written error answers of functions/api/app.py in the Open
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
@@ -104,6 +105,16 @@ class VerificationView(BaseModel, defer_build=True):
     urls: list[str] = Field(description="Put the file at one of these")
 
 
+class PaceView(BaseModel, defer_build=True):
+    """How the hook is served right now: learned from its receiver's answers (adaptive flow control)."""
+
+    window: float = Field(description="POSTs allowed in flight at once")
+    rate_per_second: float | None = Field(description="deliveries a second; null before the first answer")
+    baseline_ms: float | None = Field(description="the receiver's own latency when it keeps up")
+    breaker: Literal["closed", "open"] = Field(description="open: the receiver seems down; deliveries wait")
+    next_probe_at: float | None = Field(description="while open: when one delivery next tries it (Unix s)")
+
+
 class HookView(BaseModel, defer_build=True):
     id: str
     url: str
@@ -131,17 +142,19 @@ class HookView(BaseModel, defer_build=True):
     failing_since: int | None = Field(
         default=None, description="Deliveries have failed since then (Unix seconds); absent once one succeeds"
     )
+    pace: PaceView | None = Field(default=None, description="on GET /hooks/{id} only")
 
     @classmethod
-    def of(cls, hook: Hook) -> HookView:
+    def of(cls, hook: Hook, pace: dict[str, Any] | None = None) -> HookView:
         batch = (
             BatchOptions(max_events=hook.batch_max_events, max_wait_seconds=hook.batch_max_wait)
             if hook.batch_max_events
             else None
         )
         return cls(
-            **hook.model_dump(include=set(cls.model_fields) - {"verification", "batch"}),
+            **hook.model_dump(include=set(cls.model_fields) - {"verification", "batch", "pace"}),
             batch=batch,
+            pace=PaceView.model_validate(pace) if pace is not None else None,
             verification=VerificationView(
                 file_name=hook.verification_file,
                 contents=hook.verification_contents,
@@ -200,12 +213,38 @@ class AttemptView(BaseModel, defer_build=True):
     event_id: str | None = None
     type: str | None = None
     attempt: int
-    at: float
-    outcome: str
+    attempt_of: int | None = Field(default=None, description="the attempts the retry schedule allows")
+    at: float = Field(description="Unix seconds")
+    attempted_at: str = Field(description="the same moment, RFC 3339 (UTC)")
+    outcome: str = Field(
+        description="succeeded | retrying | failed | delayed (busy because of our own pace: tried again "
+        "later, the attempt not counted)"
+    )
+    next_attempt_at: str | None = Field(default=None, description="retrying or delayed: when, RFC 3339 (UTC)")
+    run: int = Field(default=0, description="0: the first delivery; n: its n-th replay")
     # The log omits what an attempt did not have: no status without an answer, no error on success.
     status: int | None = None
     duration_ms: int | None = None
     error: str | None = None
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> AttemptView:
+        at = float(row["at"])
+        next_at = row.get("next_at")
+        return cls.model_validate(
+            {
+                **row,
+                "at": at,
+                "attempted_at": rfc3339(at),
+                "attempt_of": row.get("of"),
+                "next_attempt_at": None if next_at is None else rfc3339(float(next_at)),
+            }
+        )
+
+
+def rfc3339(moment: float) -> str:
+    """`2026-11-23T10:02:03.456Z`: what a person reads, and what every language parses."""
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class AttemptList(BaseModel, defer_build=True):

@@ -96,7 +96,7 @@ class Fanout:
             for delivery in deliveries:
                 owner[delivery.delivery_id] = record.message_id
                 outgoing.append(
-                    queues.Outgoing(id=delivery.delivery_id, body=delivery.to_body(), group=delivery.account)
+                    queues.Outgoing(id=delivery.delivery_id, body=delivery.to_body(), group=delivery.group)
                 )
         for delivery_id in queues.send(self.queue_url, outgoing):
             failed.add(owner[delivery_id])

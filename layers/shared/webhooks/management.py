@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -17,6 +18,9 @@ from webhooks.settings import Settings
 logger = Logger(child=True)
 
 TEST_BODY_CHARS = 4096
+
+# What "failures only" shows: the attempts that did not succeed, final ones included.
+FAILED_OUTCOMES = frozenset({"retrying", "failed"})
 
 
 class Management:
@@ -63,16 +67,29 @@ class Management:
         )
 
     def attempts(
-        self, account: str, hook_id: str, *, limit: int, cursor: str | None, failed_only: bool = False
+        self,
+        account: str,
+        hook_id: str,
+        *,
+        limit: int,
+        cursor: str | None,
+        outcome: str | None = None,
+        event_type: str | None = None,
+        failed_only: bool = False,
     ) -> AttemptList:
         self.registry.get(account, hook_id)
-        items, next_cursor = self.log.attempts(
-            account, hook_id, limit=limit, cursor=cursor, failed_only=failed_only
-        )
-        return AttemptList(
-            attempts=[AttemptView.model_validate({**item, "at": float(item["at"])}) for item in items],
-            next_cursor=next_cursor,
-        )
+        outcomes: frozenset[str] | None = frozenset({outcome}) if outcome is not None else None
+        if failed_only:
+            outcomes = (outcomes or FAILED_OUTCOMES) & FAILED_OUTCOMES
+
+        def wanted(row: dict[str, Any]) -> bool:
+            return (outcomes is None or row.get("outcome") in outcomes) and (
+                event_type is None or row.get("type") == event_type
+            )
+
+        where = wanted if outcomes is not None or event_type is not None else None
+        items, next_cursor = self.log.attempts(account, hook_id, limit=limit, cursor=cursor, where=where)
+        return AttemptList(attempts=[AttemptView.of(item) for item in items], next_cursor=next_cursor)
 
     def replay(self, account: str, hook_id: str, *, since: int | None, until: int | None) -> ReplayResult:
         """Queues the hook's failed deliveries again, with fresh attempts and their original ids."""
@@ -82,12 +99,23 @@ class Management:
         if hook.status is not HookStatus.ACTIVE:
             raise Conflict(f"the hook is {hook.status.value}; activate it before replaying", field="id")
         items = self.log.failed(account, hook_id, since, until)
-        outgoing = [
-            queues.Outgoing(
-                id=item["sk"], body=restore(item).model_copy(update={"attempts": 0}).to_body(), group=account
+        now = time.time()
+        outgoing = []
+        for item in items:
+            message = restore(item)
+            # A fresh start, as the next run: its attempts, and the retry schedule's span counted from now.
+            fresh = {
+                "attempts": 0,
+                "created_at": now,
+                "slot_at": None,
+                "waited": False,
+                "run": message.run + 1,
+            }
+            outgoing.append(
+                queues.Outgoing(
+                    id=item["sk"], body=message.model_copy(update=fresh).to_body(), group=message.group
+                )
             )
-            for item in items
-        ]
         not_sent = set(queues.send(self.settings.delivery_queue_url, outgoing))
         self.log.forget_failed([item for item in items if item["sk"] not in not_sent])
         logger.info("replayed", extra={"hook_id": hook_id, "deliveries": len(items) - len(not_sent)})

@@ -15,7 +15,7 @@ from aws_lambda_powertools import Logger
 from boto3.dynamodb.conditions import Attr
 
 from webhooks import aws, ids, signing, verification
-from webhooks.api_models import HookCreate, HookUpdate
+from webhooks.api_models import HookCreate, HookUpdate, HookView
 from webhooks.errors import Conflict, InvalidInput, Unavailable
 from webhooks.hook_store import HookStore
 from webhooks.hooks import Hook, HookStatus
@@ -139,6 +139,15 @@ class Registry:
 
     def get(self, account: str, hook_id: str) -> Hook:
         return self.store.get(account, hook_id)
+
+    def view(self, account: str, hook_id: str) -> HookView:
+        """The hook as GET /hooks/{id} shows it: with how it is served right now."""
+        hook = self.store.get(account, hook_id)
+        # Imported here: only this route needs the delivery side's pace.
+        from webhooks.health import PaceStore
+
+        [pace] = PaceStore(self.settings.rate_limits_table).get_many([(account, hook_id)]).values()
+        return HookView.of(hook, pace.view(hook.rate_limit))
 
     def list(
         self,

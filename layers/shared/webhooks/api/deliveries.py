@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from webhooks.api import examples
 from webhooks.api.common import Cursor, HookId, Limit, account, answers, request_example, service
 from webhooks.api_models import AttemptList, ReplayIn, ReplayResult
+from webhooks.event_types import EventType
 
 router = Router()
 
@@ -22,6 +23,11 @@ FailedOnly = Annotated[
         "even empty, while a cursor still follows"
     ),
 ]
+Outcome = Annotated[
+    Literal["succeeded", "retrying", "failed", "delayed"] | None,
+    Query(description="Only attempts with this outcome"),
+]
+Type = Annotated[EventType | None, Query(description="Only attempts of events of this type")]
 
 
 @router.get(
@@ -32,9 +38,22 @@ FailedOnly = Annotated[
     responses=answers(200, "A page of attempts", AttemptList, examples.ATTEMPTS),
 )
 def list_deliveries(
-    hook_id: HookId, limit: Limit = 50, cursor: Cursor = None, failed_only: FailedOnly = False
+    hook_id: HookId,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    outcome: Outcome = None,
+    type: Type = None,
+    failed_only: FailedOnly = False,
 ) -> AttemptList:
-    return service().attempts(account(router), hook_id, limit=limit, cursor=cursor, failed_only=failed_only)
+    return service().attempts(
+        account(router),
+        hook_id,
+        limit=limit,
+        cursor=cursor,
+        outcome=outcome,
+        event_type=type,
+        failed_only=failed_only,
+    )
 
 
 @router.post(

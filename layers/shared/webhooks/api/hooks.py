@@ -100,7 +100,7 @@ def list_hooks(
     responses=answers(200, "The hook", HookView, examples.HOOK),
 )
 def get_hook(hook_id: HookId) -> HookView:
-    return HookView.of(service().registry.get(account(router), hook_id))
+    return service().registry.view(account(router), hook_id)
 
 
 @router.patch(

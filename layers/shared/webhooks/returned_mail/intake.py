@@ -60,9 +60,7 @@ def events_for(
     if report.kind == "abuse":
         complainant = report.complainant or _first_address(raw) or UNKNOWN_RECIPIENT
         return [{"type": "abuse", "id": message_id, "emailfrom": complainant, "mime": mime}]
-    named = [
-        f.recipient for f in (*report.failures, *report.delivered) if _usable(f.recipient)
-    ]
+    named = [f.recipient for f in (*report.failures, *report.delivered) if _usable(f.recipient)]
     first = named[0] if named else None
     events: list[dict[str, Any]] = [
         {
