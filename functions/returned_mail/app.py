@@ -7,16 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from webhooks.queues import QueueRecord
 from webhooks.returned_mail.service import ReturnedMail, SecretsManagerSecret, fetch_from_s3, metrics
 from webhooks.settings import get_settings
 
 logger = Logger()
 settings = get_settings()
-processor = BatchProcessor(event_type=EventType.SQS)
 returned_mail = ReturnedMail(
     fetch=fetch_from_s3,
     secret=SecretsManagerSecret(settings.return_path_secret_id),
@@ -25,13 +23,7 @@ returned_mail = ReturnedMail(
 )
 
 
-def record_handler(record: SQSRecord) -> None:
-    returned_mail.handle_notification(record.body)
-
-
 @metrics.log_metrics
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+    return returned_mail.process([QueueRecord.of(record) for record in event["Records"]])

@@ -336,7 +336,7 @@ def test_a_delivery_shows_in_the_log_a_failure_too_and_replay_delivers_it(
     send_event(stack)
     wait(browser, "the delivery in the log", lambda: any("succeeded" in r for r in log_rows(browser)))
     row = next(r for r in log_rows(browser) if "succeeded" in r)
-    assert row[1:4] == ["click", "1", "200"]
+    assert row[1:4] == ["click", "1 of 3", "200"]  # the stack's schedule allows three attempts
 
     # Every attempt (0, 1, 1 s apart) fails, answering HTML; then the delivery fails for good.
     receiver.replies.extend([(500, XSS.encode())] * 3)
@@ -382,6 +382,8 @@ def test_a_delivery_shows_in_the_log_a_failure_too_and_replay_delivers_it(
         browser, "the replayed delivery", lambda: sum("succeeded" in r for r in log_rows(browser)) > succeeded
     )
     assert receiver.wait_for_posts(posts + 1)[posts:]  # the receiver got it
+    replayed = next(r for r in log_rows(browser) if "succeeded" in r and "replay" in r[2])
+    assert replayed[2] == "1 of 3 · replay 1"  # a replay is a run of its own, from its first attempt
 
 
 def test_the_secret_is_hidden_until_revealed_and_rotates(browser: WebDriver) -> None:

@@ -33,12 +33,10 @@ class MailStack(DevStack):
         self.a_token = f"e2e-{secrets.token_hex(16)}"
         self.b_token = f"e2e-b-{secrets.token_hex(16)}"
         self.smtp_port = free_port()
-        self.moto_port = free_port()
         super().__init__(
             log,
             extra_env={
                 "WEBHOOKS_SMTP_PORT": str(self.smtp_port),
-                "WEBHOOKS_MOTO_PORT": str(self.moto_port),
                 "WEBHOOKS_DEV_TOKENS": f"e2e:{self.a_token},b:{self.b_token}",
             },
         )
