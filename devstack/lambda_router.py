@@ -53,6 +53,13 @@ def register(name_or_arn: str, handler: Handler) -> None:
         _handlers[function_name(name_or_arn)] = handler
 
 
+def forget(name_or_arn: str) -> None:
+    """Invokes of this function fail from now on (moto's UnknownFunction), as after a stack is deleted:
+    a state machine that outlives its stack can no longer run a handler against what is gone."""
+    with _lock:
+        _handlers.pop(function_name(name_or_arn), None)
+
+
 def _invoke(
     self: LambdaSimpleBackend,
     function_name_or_arn: str,

@@ -184,6 +184,8 @@ def local_stack() -> Iterator[LocalStack]:
             yield local
         finally:
             local.stop_executions()
+            for function in local.functions.values():
+                lambda_router.forget(function.name)
             aws.reset()
 
 
