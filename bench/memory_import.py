@@ -53,7 +53,11 @@ MAX_BATCH = 1000
 RECEIVERS = 100  # hooks, each on a receiver port of its own
 IMPORT_REPEATS = 5
 RSS_TARGET_MB = 150
-IMPORT_TARGET_MS = 300
+# What a handler may add to the floor it stands on (issue 11: judged above the floor this machine
+# measures, not by an absolute figure the floor alone exceeds here); the API, with its resolver and
+# validation, has more to import.
+ABOVE_FLOOR_TARGET_MS = 40
+ABOVE_FLOOR_TARGET_MS_BY_HANDLER = {"functions/api/app.py": 100}
 CHILD_TIMEOUT = 120
 # What the handlers can import on Lambda: the python3.13 runtime's boto3, and the layer's requirements.
 RUNTIME_PACKAGES = ("boto3",)
@@ -295,7 +299,7 @@ def _run(
         "floor_import_ms": floor_ms,
         "floor_imports": FLOOR_TEXT,
         "above_floor_ms": (
-            "not judged: per handler, its import in a fresh interpreter that had run the floor "
+            "judged: per handler, its import in a fresh interpreter that had run the floor "
             f"({FLOOR_TEXT}) first, untimed: what the handler's own code and whatever else it imports "
             "add to what every handler but the authorizer stands on (the authorizer needs no pydantic: "
             "it stands on less). Measured directly rather than as a difference of two noisy figures; "
@@ -313,9 +317,20 @@ def _run(
             "unchecked-hash bytecode (layers/shared/Makefile), the functions' app.py as sources"
         ),
         "ru_maxrss_mb_not_used": batch_run.get("ru_maxrss_mb"),
-        "target": f"peak RSS <= {RSS_TARGET_MB} MB; import <= {IMPORT_TARGET_MS} ms per handler",
-        "meets_target": rss_ok and slowest <= IMPORT_TARGET_MS,
+        "target": f"peak RSS <= {RSS_TARGET_MB} MB; above the floor <= {ABOVE_FLOOR_TARGET_MS} ms per "
+        f"handler ({', '.join(f'{k} <= {v}' for k, v in ABOVE_FLOOR_TARGET_MS_BY_HANDLER.items())})",
+        "above_floor_missed": above_floor_missed(imports),
+        "meets_target": rss_ok and not above_floor_missed(imports),
     }
+
+
+def above_floor_target(handler: str) -> float:
+    return ABOVE_FLOOR_TARGET_MS_BY_HANDLER.get(handler, ABOVE_FLOOR_TARGET_MS)
+
+
+def above_floor_missed(imports: dict[str, Any]) -> list[str]:
+    """The handlers that add more to the floor than they may."""
+    return sorted(name for name, v in imports.items() if v["above_floor_ms"] > above_floor_target(name))
 
 
 def row(r: dict[str, Any]) -> list[str]:
@@ -331,13 +346,15 @@ def row(r: dict[str, Any]) -> list[str]:
     figure = (
         f"peak RSS {r['peak_rss_mb']} MB for {r['batch_records']} records "
         f"({r['rss_after_import_mb']} MB after import); cold import ms (median of {IMPORT_REPEATS}): "
-        f"{imports}; not judged: boto3 alone {r['boto3_alone_import_ms']:.0f} ms, the floor (boto3 + "
+        f"{imports} (not judged); boto3 alone {r['boto3_alone_import_ms']:.0f} ms, the floor (boto3 + "
         f"Powertools Logger, Metrics + pydantic with one model class, bench/floor_imports.py) "
-        f"{r['floor_import_ms']:.0f} ms, what each handler adds to it (above_floor_ms: imported after the "
-        f"floor) {above}; the same imports with the layer "
+        f"{r['floor_import_ms']:.0f} ms; judged, what each handler adds to it (above_floor_ms: imported "
+        f"after the floor) {above}; the same imports with the layer "
         f"shipped as sources only (SAM's python3.13 build method, before layers/shared/Makefile): {sources}"
     )
     rss = "yes" if r["peak_rss_mb"] <= RSS_TARGET_MB else "NO"
-    imported = "yes" if r["slowest_import_median_ms"] <= IMPORT_TARGET_MS else "NO"
+    missed = r.get("above_floor_missed") or []
+    imported = "yes" if not missed else "NO (" + ", ".join(Path(name).parent.name for name in missed) + ")"
     met = "yes" if r["meets_target"] else f"RSS {rss}, import {imported}"
-    return ["memory_import", figure, f"<= {RSS_TARGET_MB} MB, <= {IMPORT_TARGET_MS} ms", met]
+    target = f"<= {RSS_TARGET_MB} MB; above the floor <= {ABOVE_FLOOR_TARGET_MS} ms, the API <= {ABOVE_FLOOR_TARGET_MS_BY_HANDLER['functions/api/app.py']} ms"
+    return ["memory_import", figure, target, met]
