@@ -266,6 +266,7 @@ def run(connections: list[tuple[str, int]]) -> Iterator[Run]:
     yield Run(transport, connections, sentinel)
     sentinel.close()
     transport.close()
+
     # Threads of this test, not a count: one that an earlier test left (a state machine's) may end meanwhile.
     def started_here() -> int:
         return len(set(threading.enumerate()) - threads_before)
