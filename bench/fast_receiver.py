@@ -33,7 +33,8 @@ from webhooks.queues import QueueRecord
 POSTS = 1500
 WARMUP = 300
 ROUNDS = 3
-CEILING_TARGET = 0.7
+# Issues 11 and 12: the handler, log and flow control included, at least the keep-alive ceiling.
+CEILING_TARGET = 1.0
 NAIVE_TARGET = 1.5
 # Every timed loop stops after this long, whatever its count.
 LOOP_SECONDS = 30.0

@@ -408,10 +408,16 @@ def _start(
 ) -> tuple[h11.Connection, bytes]:
     """A client connection state and the request's bytes (line, headers, body), sent in one write.
     Raises ValueError for a header h11 refuses to write, before anything is connected."""
-    fields = [("Host", target.host_header)]
-    fields += [(name, value) for name, value in (headers or {}).items() if name.lower() not in _FRAMING]
+    # As ASCII bytes, as h11 would encode them: it still validates every name and value, but skips
+    # converting each (a third of the cost of writing a request's head, on the delivery hot path).
+    fields = [(b"Host", target.host_header.encode("ascii"))]
+    fields += [
+        (name.encode("ascii"), value.encode("ascii"))
+        for name, value in (headers or {}).items()
+        if name.lower() not in _FRAMING
+    ]
     if body is not None or method in _BODY_METHODS:
-        fields.append(("Content-Length", str(len(body or b""))))
+        fields.append((b"Content-Length", str(len(body or b"")).encode("ascii")))
     state = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_HEAD + _HEAD_READ)
     try:
         message = state.send(h11.Request(method=method, target=target.path, headers=fields))
