@@ -83,6 +83,12 @@ def env() -> dict[str, str]:
     return dict(REQUIRED_ENV)
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 class Clock:
     """A clock the test moves by hand: `clock.now += ttl`."""
 

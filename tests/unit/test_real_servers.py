@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from tests.unit.conftest import free_port
 from webhooks import safe_http, verification
 from webhooks.delivery import post
 from webhooks.hooks import Hook
@@ -40,12 +41,6 @@ def unavailable(why: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{why} (CI installs it: make test)")
     pytest.skip(why)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_for_port(port: int, process: subprocess.Popen[Any]) -> bool:

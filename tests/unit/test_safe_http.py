@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.conftest import Pki
+from tests.unit.conftest import Pki, free_port
 from webhooks import safe_http
 from webhooks.errors import InvalidInput
 from webhooks.outbound_policy import OutboundError, OutboundPolicy, UnsafeUrl, check_url
@@ -216,12 +216,6 @@ def sentinel() -> Iterator[Sentinel]:
     listening = Sentinel()
     yield listening
     listening.listener.close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # --------------------------------------------------------------------------------------------------
