@@ -139,8 +139,8 @@ def _parse(raw: bytes) -> Report:
     if parts.report_type == "disposition-notification" and not parts.dsn:
         # A read receipt (RFC 8098): the mail was delivered, whatever became of it afterwards.
         return report
-    if not parts.dsn and _DSN_IN_TEXT.search(notice):
-        parts.dsn = _status_blocks_of(notice[_DSN_IN_TEXT.search(notice).start() :])  # type: ignore[union-attr]
+    if not parts.dsn and (in_text := _DSN_IN_TEXT.search(notice)):
+        parts.dsn = _status_blocks_of(notice[in_text.start() :])
     if parts.dsn and _read_dsn(parts.dsn, report):
         # The DSN says what became of its recipients: the notice's text only fills gaps.
         _fill_from_notice(message, parts, notice, report)
