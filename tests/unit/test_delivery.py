@@ -662,7 +662,7 @@ def test_a_delivery_log_that_cannot_be_written_does_not_fail_the_batch(
     def unavailable(attempts: list[Attempt]) -> None:
         raise RuntimeError("DynamoDB is throttling")
 
-    monkeypatch.setattr(bench.deliverer.log, "write_attempts", unavailable)
+    monkeypatch.setattr(bench.deliverer.ctx.log, "write_attempts", unavailable)
     # Failing the records would POST them again: the receiver already has them.
     records = [record("hook-ok", f"u{n}") for n in range(30)]
     assert bench.deliverer.process(records) == {"batchItemFailures": []}

@@ -593,8 +593,7 @@ def test_batch_with_hostile_hooks_still_delivers_to_the_good_ones(
     hooks = [make_hook(id=name, url=server.url()) for name, server in servers.items()]
     settings = Settings.from_env({**env, "ALLOW_HTTP_TARGETS": "true", "ALLOW_PRIVATE_TARGETS": "true"})
     log = Log()
-    deliverer = Deliverer(settings, store=Store(hooks), log=log, limiter=Limiter())  # type: ignore[arg-type]
-    deliverer.policy = POLICY
+    deliverer = Deliverer(settings, store=Store(hooks), log=log, limiter=Limiter(), policy=POLICY)  # type: ignore[arg-type]
     monkeypatch.setattr(queues, "change_visibility", lambda url, delays: None)
     monkeypatch.setattr(queues, "send", lambda url, messages: [])
     records = [

@@ -27,7 +27,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -475,6 +475,7 @@ class Deliverer:
         limiter: RateLimiter | None = None,
         clock: Callable[[], float] = time.time,
         paces: PaceStore | None = None,
+        policy: safe_http.OutboundPolicy | None = None,
     ) -> None:
         store = store or HookStore(settings.hooks_table)
         self.ctx = Context(
@@ -485,32 +486,14 @@ class Deliverer:
             paces=paces or PaceStore(settings.rate_limits_table),
             hooks=HookLookup(store),
             clock=clock,
-            policy=safe_http.OutboundPolicy(
-                allow_http=settings.allow_http, allow_private=settings.allow_private
-            ),
+            policy=policy
+            or safe_http.OutboundPolicy(allow_http=settings.allow_http, allow_private=settings.allow_private),
         )
         self.pool = ThreadPoolExecutor(
             max_workers=settings.delivery_concurrency, thread_name_prefix="deliver"
         )
         # The delivery log's writes, apart from the POSTs so that they never queue behind them.
         self.log_pool = ThreadPoolExecutor(max_workers=LOG_WRITERS, thread_name_prefix="deliver-log")
-
-    # Kept for callers that reach into these.
-    @property
-    def log(self) -> DeliveryLog:
-        return self.ctx.log
-
-    @property
-    def policy(self) -> safe_http.OutboundPolicy:
-        return self.ctx.policy
-
-    @policy.setter
-    def policy(self, policy: safe_http.OutboundPolicy) -> None:
-        self.ctx = replace(self.ctx, policy=policy)
-
-    @property
-    def hooks(self) -> HookLookup:
-        return self.ctx.hooks
 
     def process(self, records: list[queues.QueueRecord]) -> dict[str, Any]:
         ctx = self.ctx
