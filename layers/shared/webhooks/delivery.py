@@ -34,7 +34,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
 
 from webhooks import encoding, health, queues, safe_http, signing
-from webhooks.delivery_log import BATCH_WRITE_ITEMS, Attempt, DeliveryLog
+from webhooks.delivery_log import BATCH_WRITE_ITEMS, Attempt, DeliveryLog, Outcome
 from webhooks.delivery_message import DeliveryMessage
 from webhooks.errors import describe_invalid
 from webhooks.health import Answer, HookPlan, Pace, PaceStore, Waiting, metrics
@@ -321,6 +321,7 @@ def settle_post(exchange: Exchange, now: float, schedule: list[int], into: Settl
         message = item.message
         attempt = item.attempt
         next_at: float | None = None
+        outcome: Outcome
         if sent.ok:
             outcome = "succeeded"
         elif sent.status == 410:

@@ -24,7 +24,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from boto3.dynamodb.conditions import Key
 
@@ -68,6 +68,13 @@ def attempt_key(ms: int, delivery_id: str, attempt: int) -> str:
     return f"a#{ms:013d}#{delivery_id}#{attempt:03d}"
 
 
+# What an attempt came to. `delayed`: busy because of our own pace (a 429/503 among others in flight),
+# tried again later and not counted as an attempt.
+Outcome = Literal["succeeded", "retrying", "failed", "delayed"]
+# The attempts that did not succeed, final ones included: what "failures only" shows.
+UNSUCCESSFUL: frozenset[Outcome] = frozenset({"retrying", "failed"})
+
+
 @dataclass(frozen=True)
 class Attempt:
     account: str
@@ -77,7 +84,7 @@ class Attempt:
     type: str
     attempt: int
     at: float
-    outcome: str  # succeeded | retrying | failed | delayed (our pace's 429/503: not counted)
+    outcome: Outcome
     status: int | None = None
     duration_ms: int | None = None
     error: str | None = None

@@ -9,7 +9,7 @@ from aws_lambda_powertools import Logger
 
 from webhooks import ids, ingest, queues
 from webhooks.api_models import AttemptList, AttemptView, ReplayResult, SecretView, TestResult
-from webhooks.delivery_log import DeliveryLog, restore
+from webhooks.delivery_log import UNSUCCESSFUL, DeliveryLog, Outcome, restore
 from webhooks.errors import Conflict, InvalidInput
 from webhooks.hooks import HookStatus
 from webhooks.registration import Registry
@@ -18,9 +18,6 @@ from webhooks.settings import Settings
 logger = Logger(child=True)
 
 TEST_BODY_CHARS = 4096
-
-# What "failures only" shows: the attempts that did not succeed, final ones included.
-FAILED_OUTCOMES = frozenset({"retrying", "failed"})
 
 
 class Management:
@@ -73,14 +70,14 @@ class Management:
         *,
         limit: int,
         cursor: str | None,
-        outcome: str | None = None,
+        outcome: Outcome | None = None,
         event_type: str | None = None,
         failed_only: bool = False,
     ) -> AttemptList:
         self.registry.get(account, hook_id)
-        outcomes: frozenset[str] | None = frozenset({outcome}) if outcome is not None else None
+        outcomes: frozenset[Outcome] | None = frozenset({outcome}) if outcome is not None else None
         if failed_only:
-            outcomes = (outcomes or FAILED_OUTCOMES) & FAILED_OUTCOMES
+            outcomes = (outcomes or UNSUCCESSFUL) & UNSUCCESSFUL
 
         def wanted(row: dict[str, Any]) -> bool:
             return (outcomes is None or row.get("outcome") in outcomes) and (

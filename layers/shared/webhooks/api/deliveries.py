@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from webhooks.api import examples
 from webhooks.api.common import Cursor, HookId, Limit, account, answers, request_example, service
 from webhooks.api_models import AttemptList, ReplayIn, ReplayResult
+from webhooks.delivery_log import Outcome
 from webhooks.event_types import EventType
 
 router = Router()
@@ -23,10 +24,7 @@ FailedOnly = Annotated[
         "even empty, while a cursor still follows"
     ),
 ]
-Outcome = Annotated[
-    Literal["succeeded", "retrying", "failed", "delayed"] | None,
-    Query(description="Only attempts with this outcome"),
-]
+OutcomeFilter = Annotated[Outcome | None, Query(description="Only attempts with this outcome")]
 Type = Annotated[EventType | None, Query(description="Only attempts of events of this type")]
 
 
@@ -41,7 +39,7 @@ def list_deliveries(
     hook_id: HookId,
     limit: Limit = 50,
     cursor: Cursor = None,
-    outcome: Outcome = None,
+    outcome: OutcomeFilter = None,
     type: Type = None,
     failed_only: FailedOnly = False,
 ) -> AttemptList:
