@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import sample_event
-from webhooks import events, safe_http
+from webhooks import events, queues, safe_http
+from webhooks.delivery_message import DeliveryMessage
 from webhooks.hooks import Hook
 
 # Two fixed signing secrets (base64 of bytes 0..31 and 32..63), so hooks built in tests are stable.
@@ -192,3 +193,32 @@ def connections(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, int
     monkeypatch.setattr(safe_http, "_create_connection", record)
     yield made
     safe_http.clear_caches()
+
+
+def delivery_record(
+    hook_id: str,
+    message_id: str,
+    payload: dict[str, Any],
+    *,
+    receive_count: int = 1,
+    attempts: int = 0,
+    created_at: float = 0.0,
+    body: str | None = None,
+) -> queues.QueueRecord:
+    """A delivery queue record as the event source mapping hands it over: an `open` of account acct-1."""
+    message = DeliveryMessage(
+        delivery_id=f"msg_{message_id}",
+        event_id=f"evt_{message_id}",
+        account="acct-1",
+        hook_id=hook_id,
+        type="open",
+        payload=payload,
+        attempts=attempts,
+        created_at=created_at,
+    )
+    return queues.QueueRecord(
+        message_id=message_id,
+        body=message.to_body() if body is None else body,
+        receipt_handle=f"rh-{message_id}",
+        receive_count=receive_count,
+    )

@@ -12,7 +12,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from tests.receiver import Receiver
-from tests.unit.conftest import OLD_SECRET, SECRET, Clock
+from tests.unit.conftest import OLD_SECRET, SECRET, Clock, delivery_record
 from webhooks import aws, delivery, queues, safe_http
 from webhooks.delivery import USER_AGENT, Deliverer, HookLookup, Sent, post
 from webhooks.delivery_log import Attempt
@@ -409,21 +409,14 @@ def record(
     created_at: float = NOW,
     body: str | None = None,
 ) -> queues.QueueRecord:
-    message = DeliveryMessage(
-        delivery_id=f"msg_{message_id}",
-        event_id=f"evt_{message_id}",
-        account="acct-1",
-        hook_id=hook_id,
-        type="open",
-        payload={**PAYLOAD, "id": message_id},
+    return delivery_record(
+        hook_id,
+        message_id,
+        {**PAYLOAD, "id": message_id},
+        receive_count=receive_count,
         attempts=attempts,
         created_at=created_at,
-    )
-    return queues.QueueRecord(
-        message_id=message_id,
-        body=message.to_body() if body is None else body,
-        receipt_handle=f"rh-{message_id}",
-        receive_count=receive_count,
+        body=body,
     )
 
 

@@ -22,10 +22,9 @@ from typing import Any
 
 import pytest
 
-from tests.unit.conftest import Pki
+from tests.unit.conftest import Pki, delivery_record
 from webhooks import delivery, queues, safe_http
 from webhooks.delivery import Deliverer, post
-from webhooks.delivery_message import DeliveryMessage
 from webhooks.hooks import Hook
 from webhooks.outbound_policy import OutboundError, OutboundPolicy
 from webhooks.safe_http import Transport
@@ -596,24 +595,7 @@ def test_batch_with_hostile_hooks_still_delivers_to_the_good_ones(
     deliverer = Deliverer(settings, store=Store(hooks), log=log, limiter=Limiter(), policy=POLICY)  # type: ignore[arg-type]
     monkeypatch.setattr(queues, "change_visibility", lambda url, delays: None)
     monkeypatch.setattr(queues, "send", lambda url, messages: [])
-    records = [
-        queues.QueueRecord(
-            message_id=name,
-            body=DeliveryMessage(
-                delivery_id=f"msg_{name}",
-                event_id=f"evt_{name}",
-                account="acct-1",
-                hook_id=name,
-                type="open",
-                payload={"id": name},
-                attempts=0,
-                created_at=0.0,
-            ).to_body(),
-            receipt_handle=f"rh-{name}",
-            receive_count=1,
-        )
-        for name in servers
-    ]
+    records = [delivery_record(name, name, {"id": name}) for name in servers]
 
     try:
         answer_ = deliverer.process(records)
