@@ -32,7 +32,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.conftest import running_receiver
-from tests.e2e.test_local_stack import DevStack
+from tests.e2e.test_local_stack import DevStack, running
 from tests.receiver import Receiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -47,13 +47,7 @@ WIDE, NARROW = (1280, 900), (375, 800)
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
-    stack = DevStack(tmp_path_factory.mktemp("stack") / "stack.log")
-    try:
-        stack.wait_ready()
-        yield stack
-    finally:
-        stack.stop()
-        print(stack.output()[-20_000:])  # shown by pytest when a test failed
+    yield from running(DevStack(tmp_path_factory.mktemp("stack") / "stack.log"), ready=True)
 
 
 @pytest.fixture(scope="module")

@@ -116,15 +116,25 @@ class DevStack:
         return self.http.request(method, self.url + path, json=body, timeout=10)
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[DevStack]:
-    stack = DevStack(tmp_path / "stack.log")
+StackT = TypeVar("StackT", bound=DevStack)
+
+
+def running(stack: StackT, ready: bool = False) -> Iterator[StackT]:
+    """The body of a stack fixture: the stack for the test (first `ready` to serve, if asked), then
+    stopped, its log's tail printed."""
     try:
+        if ready:
+            stack.wait_ready()
         yield stack
     finally:
         # Normally stopped by the test already (which asserts how); this only makes sure.
         stack.stop()
         print(stack.output()[-20_000:])  # shown by pytest when the test failed
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[DevStack]:
+    yield from running(DevStack(tmp_path / "stack.log"))
 
 
 # -- what a receiver must get ---------------------------------------------------------------------

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from devstack import smtp
-from tests.e2e.test_local_stack import ROOT, DevStack, eventually, free_port, verify
+from tests.e2e.test_local_stack import ROOT, DevStack, eventually, free_port, running, verify
 from tests.receiver import Receiver
 from tests.unit.test_returned_mail_parser import sample
 from webhooks.returned_mail import return_path
@@ -46,12 +46,7 @@ class MailStack(DevStack):
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[MailStack]:
-    stack = MailStack(tmp_path / "stack.log")
-    try:
-        yield stack
-    finally:
-        stack.stop()
-        print(stack.output()[-20_000:])
+    yield from running(MailStack(tmp_path / "stack.log"))
 
 
 def _hook(stack: DevStack, token: str, receiver: Receiver, path: str, events: list[str]) -> dict[str, Any]:
