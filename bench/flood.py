@@ -18,11 +18,12 @@ import os
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 from bench import calc
+from bench.receivers import QuietHandler, Server
 
 N = 2000
 WORKERS = 4
@@ -40,11 +41,6 @@ ROOT = Path(__file__).resolve().parent.parent
 # -- the receivers (a process of their own) ----------------------------------------------------------
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 256
-
-
 def _receivers(conn: Any) -> None:
     lock = threading.Lock()
     stats: dict[str, Any] = {"ok": 0, "busy": 0, "peak": 0, "in_house": 0, "ids": set(), "neighbour": {}}
@@ -54,13 +50,7 @@ def _receivers(conn: Any) -> None:
         head = b"HTTP/1.1 %d %s\r\nContent-Length: %d\r\n\r\n" % (status, reason, len(body))
         handler.wfile.write(head + body)
 
-    class Flooded(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
+    class Flooded(QuietHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             with lock:
@@ -93,7 +83,7 @@ def _receivers(conn: Any) -> None:
                 stats["neighbour"].setdefault(json.loads(body)["id"], time.time())
             answer(self, 200, b"ok")
 
-    servers = [_Server(("127.0.0.1", 0), Flooded), _Server(("127.0.0.1", 0), Neighbour)]
+    servers = [Server(("127.0.0.1", 0), Flooded), Server(("127.0.0.1", 0), Neighbour)]
     for server in servers:
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.5}, daemon=True).start()
     conn.send([s.server_address[1] for s in servers])

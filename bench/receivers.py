@@ -23,23 +23,27 @@ START_TIMEOUT_SECONDS = 30.0
 _OK = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
 
 
-class _Server(ThreadingHTTPServer):
+class Server(ThreadingHTTPServer):
     daemon_threads = True
     # The default backlog of 5 drops SYNs when 32 senders connect at once (1 s retransmits).
     request_queue_size = 256
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 keep-alive, Nagle off, no request log: what every benchmark receiver speaks."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+    def log_message(self, *args: Any) -> None:
+        pass
 
 
 def _serve(conn: Any, ports: int, delay: float) -> None:
     lock = threading.Lock()
     served = [0]
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             if length:
@@ -55,7 +59,7 @@ def _serve(conn: Any, ports: int, delay: float) -> None:
                 body = str(served[0]).encode()
             self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
 
-    servers = [_Server(("127.0.0.1", 0), Handler) for _ in range(ports)]
+    servers = [Server(("127.0.0.1", 0), Handler) for _ in range(ports)]
     for server in servers:
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.5}, daemon=True).start()
     conn.send([server.server_address[1] for server in servers])
